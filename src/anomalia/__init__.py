@@ -1,0 +1,36 @@
+"""anomalia: anomaly detection with auto-encoders and their classical rivals.
+
+Every detector is a scikit-learn outlier detector with one extra method, ``anomaly_score``
+(higher = more anomalous), a threshold you can calibrate on a labelled dev set, and a safe
+file format.
+
+>>> import anomalia
+>>> from anomalia.datasets import load
+>>> X, y = load("breast-cancer")
+>>> det = anomalia.make_detector("gaussian").fit(X[y == 0][:150])
+>>> bool(det.anomaly_score(X[y == 1]).mean() > det.anomaly_score(X[y == 0]).mean())
+True
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import AnomaliaError, DataError, ModelFileError
+from .persistence import load
+from .registry import available_detectors, make_detector
+
+try:
+    __version__ = version("anomalia")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "AnomaliaError",
+    "DataError",
+    "ModelFileError",
+    "__version__",
+    "available_detectors",
+    "load",
+    "make_detector",
+]

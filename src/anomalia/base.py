@@ -1,0 +1,171 @@
+"""The detector contract every anomalia detector follows.
+
+Orientation follows scikit-learn:
+
+* :meth:`BaseDetector.anomaly_score` -- higher means more anomalous (reconstruction error,
+  negative log-density, ...). This is the quantity metrics, thresholds and plots use.
+* :meth:`BaseDetector.score_samples` -- ``-anomaly_score``: higher means more normal.
+* :meth:`BaseDetector.decision_function` -- ``threshold_ - anomaly_score``: negative means anomaly.
+* :meth:`BaseDetector.predict` -- ``+1`` normal, ``-1`` anomaly.
+
+Thresholding lives in one place, ``threshold_`` (in anomaly-score units):
+
+* ``contamination=None`` (default): ``threshold_`` is the 99th percentile of the training
+  anomaly scores, a rule for clean (normal-only) training data that flags about 1 % of
+  normal traffic. Calibrate it on a labelled dev set with :meth:`BaseDetector.calibrate`.
+* ``contamination=c`` in (0, 0.5]: ``threshold_`` is the ``1 - c`` quantile of the training
+  scores, so about a share ``c`` of the training rows is flagged (polluted training data).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import thresholds
+from ._utils.validation import check_fraction
+
+#: Share of clean training data flagged when ``contamination`` is None.
+DEFAULT_FALSE_ALARM_RATE = 0.01
+
+
+class BaseDetector(OutlierMixin, BaseEstimator):
+    """Base class: validation, thresholding, calibration and persistence for all detectors.
+
+    Subclasses implement ``_fit(X)`` and ``_anomaly_score(X)`` on validated arrays and list
+    their own parameter checks in ``_check_params``. They never override the public methods.
+    """
+
+    #: Registry name (``make_detector(name)``); set by each concrete detector.
+    name: ClassVar[str] = ""
+
+    # -- to implement ------------------------------------------------------------------
+    def _fit(self, X: NDArray[np.float64]) -> None:
+        raise NotImplementedError
+
+    def _anomaly_score(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        raise NotImplementedError
+
+    def _check_params(self) -> None:
+        """Raise ValueError naming any invalid parameter (called at the start of fit)."""
+
+    def _restore_module(self, attribute: str, state: dict[str, Any]) -> Any:
+        """Rebuild the torch module saved as ``attribute`` from its state dict (deep detectors)."""
+        raise TypeError(f"{type(self).__name__} has no torch module {attribute!r} to restore")
+
+    def _validate(self, X: ArrayLike, *, reset: bool) -> NDArray[np.float64]:
+        """Validate input; subclasses for images override this to accept more dimensions."""
+        return validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=2 if reset else 1)
+
+    # -- the contract ------------------------------------------------------------------
+    def fit(self, X: ArrayLike, y: Any = None) -> Self:
+        """Fit the detector on training data, mostly or only normal.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. Rows with NaN or infinity are rejected.
+        y : None
+            Ignored; present for scikit-learn API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted detector.
+        """
+        if self.contamination is not None:
+            check_fraction("contamination", self.contamination, low=0.0, high=0.5)
+        self._check_params()
+        X = self._validate(X, reset=True)
+        self._fit(X)
+        train_scores = np.asarray(self._anomaly_score(X), dtype=np.float64)
+        rate = DEFAULT_FALSE_ALARM_RATE if self.contamination is None else self.contamination
+        self.threshold_ = float(np.quantile(train_scores, 1.0 - rate))
+        self.calibration_: dict[str, Any] = {
+            "strategy": "contamination" if self.contamination is not None else "default",
+            "rate": rate,
+        }
+        return self
+
+    def anomaly_score(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Anomaly score of each row: higher means more anomalous.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score, with the training columns in the training order.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), float64
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        return np.asarray(self._anomaly_score(X), dtype=np.float64).reshape(-1)
+
+    def score_samples(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Normality score (``-anomaly_score``): higher means more normal."""
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
+        """``threshold_ - anomaly_score``: negative for anomalies, positive for normal rows."""
+        scores = self.anomaly_score(X)  # checks fitted state first
+        return self.threshold_ - scores
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
+        """Label each row ``+1`` (normal) or ``-1`` (anomaly)."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    @property
+    def offset_(self) -> float:
+        """scikit-learn's offset: ``decision_function = score_samples - offset_``."""
+        return -self.threshold_
+
+    def calibrate(
+        self,
+        X_dev: ArrayLike,
+        y_dev: ArrayLike,
+        strategy: str = "f1",
+        **kwargs: Any,
+    ) -> Self:
+        """Set ``threshold_`` from a labelled dev set.
+
+        Parameters
+        ----------
+        X_dev : array-like of shape (n_samples, n_features)
+            Dev data, disjoint from training and test data.
+        y_dev : array-like of shape (n_samples,)
+            1 for anomalies, 0 for normal rows; both must be present.
+        strategy : {"f1", "fpr", "recall", "cost"}, default="f1"
+            See :func:`anomalia.thresholds.choose_threshold`.
+        **kwargs
+            ``target`` (a rate in [0, 1]) for ``fpr`` and ``recall``;
+            ``cost_miss`` and ``cost_false_alarm`` for ``cost``.
+
+        Returns
+        -------
+        self : object
+        """
+        scores = self.anomaly_score(X_dev)
+        self.threshold_ = thresholds.choose_threshold(scores, y_dev, strategy, **kwargs)
+        self.calibration_ = thresholds.describe_strategy(strategy, **kwargs)
+        return self
+
+    def save(self, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None) -> None:
+        """Save the fitted detector to one file, without pickle (see :func:`anomalia.load`).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file; written atomically (temporary file, then rename).
+        metadata : dict, optional
+            JSON-able extra information kept in the manifest (e.g. how to read data).
+        """
+        from .persistence import save
+
+        save(self, path, metadata=metadata)

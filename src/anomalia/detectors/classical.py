@@ -1,0 +1,271 @@
+"""The lecture's detectors without labels: Gaussian by maximum likelihood, one-class SVM,
+isolation forest. The last two wrap scikit-learn; the Gaussian is a few lines of linear algebra
+on top of scikit-learn's covariance estimators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.linalg import cho_factor, solve_triangular
+from sklearn.covariance import ledoit_wolf_shrinkage
+from sklearn.ensemble import IsolationForest
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM
+
+from .._utils.validation import check_fraction, check_int, check_option
+from ..base import BaseDetector
+
+
+class GaussianDetector(BaseDetector):
+    """Multivariate Gaussian fitted by maximum likelihood; anomaly score = negative log-density.
+
+    The lecture's density method: estimate the mean ``mu*`` and covariance ``Sigma*`` of the
+    training data and flag records whose density ``N(x; mu*, Sigma*)`` is low. The anomaly
+    score ``-log N(x; mu*, Sigma*) = 0.5 * (d log 2 pi + log det Sigma* + D_M(x)^2)`` is a
+    monotone function of the Mahalanobis distance ``D_M``.
+
+    Features are standardised first (the density is still reported in the original units).
+    A singular or ill-conditioned covariance (a constant column, more features than rows,
+    collinear features) is handled by shrinkage towards a scaled identity
+    ``(1 - s) Sigma + s (tr(Sigma) / d) I`` plus a small ridge ``reg_covar``, so the
+    estimate is always invertible: never a crash or NaN.
+
+    Parameters
+    ----------
+    shrinkage : "auto" or float in [0, 1], default="auto"
+        ``"auto"``: the Ledoit-Wolf coefficient, which is close to 0 (pure maximum likelihood)
+        when rows are plentiful and grows when the covariance is poorly determined.
+        ``0``: the maximum-likelihood covariance itself (plus ``reg_covar``).
+    reg_covar : float, default=1e-6
+        Added to the diagonal of the covariance of the standardised features.
+    contamination : float in (0, 0.5] or None, default=None
+        Expected share of anomalies in the training data; sets ``threshold_``
+        (see :class:`anomalia.base.BaseDetector`).
+
+    Attributes
+    ----------
+    location_ : ndarray of shape (n_features,)
+        Estimated mean ``mu*`` in the original units.
+    covariance_ : ndarray of shape (n_features, n_features)
+        Estimated covariance ``Sigma*`` in the original units (after shrinkage).
+    shrinkage_ : float
+        The shrinkage coefficient used.
+    threshold_ : float
+        Anomaly-score threshold; rows scoring above it are anomalies.
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anomalia.detectors.classical import GaussianDetector
+    >>> X = np.random.default_rng(0).normal(size=(200, 3))
+    >>> det = GaussianDetector().fit(X)
+    >>> det.predict([[0.0, 0.0, 0.0], [8.0, 8.0, 8.0]])
+    array([ 1, -1])
+    """
+
+    name = "gaussian"
+
+    def __init__(
+        self,
+        *,
+        shrinkage: str | float = "auto",
+        reg_covar: float = 1e-6,
+        contamination: float | None = None,
+    ) -> None:
+        self.shrinkage = shrinkage
+        self.reg_covar = reg_covar
+        self.contamination = contamination
+
+    def _check_params(self) -> None:
+        if self.shrinkage != "auto":
+            check_fraction("shrinkage", self.shrinkage, low=0.0, high=1.0, low_inclusive=True)
+        check_fraction("reg_covar", self.reg_covar, low=0.0, high=np.inf, low_inclusive=True)
+
+    def _fit(self, X: NDArray[np.float64]) -> None:
+        self.scaler_ = StandardScaler().fit(X)
+        Z = self.scaler_.transform(X)
+        d = Z.shape[1]
+        emp = np.atleast_2d(np.cov(Z, rowvar=False, bias=True))  # the ML estimate
+        if self.shrinkage == "auto":
+            s = float(ledoit_wolf_shrinkage(Z, assume_centered=False)) if d > 1 else 0.0
+        else:
+            s = float(self.shrinkage)
+        mu = np.trace(emp) / d
+        cov = (1.0 - s) * emp + s * mu * np.eye(d)
+        cov.flat[:: d + 1] += self.reg_covar if mu > 0 else max(self.reg_covar, 1e-6)
+        chol, _ = cho_factor(cov, lower=True)
+        self.shrinkage_ = s
+        self.cholesky_ = np.tril(chol)
+        scale = self.scaler_.scale_
+        self.location_ = self.scaler_.mean_.copy()
+        self.covariance_ = cov * np.outer(scale, scale)
+        # log|Sigma| in original units = log|Sigma_std| + 2 sum log scale
+        self.log_det_ = float(2.0 * np.log(np.diag(self.cholesky_)).sum() + 2.0 * np.log(scale).sum())
+
+    def mahalanobis(self, X: Any) -> NDArray[np.float64]:
+        """Squared Mahalanobis distance of each row to ``location_`` under ``covariance_``."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        return self._mahalanobis(self._validate(X, reset=False))
+
+    def _mahalanobis(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        Z = self.scaler_.transform(X)
+        W = solve_triangular(self.cholesky_, Z.T, lower=True, check_finite=False)
+        return np.einsum("ij,ij->j", W, W)
+
+    def _anomaly_score(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        d = self.cholesky_.shape[0]
+        return 0.5 * (d * np.log(2.0 * np.pi) + self.log_det_ + self._mahalanobis(X))
+
+
+class OCSVMDetector(BaseDetector):
+    """One-class SVM (scikit-learn's :class:`~sklearn.svm.OneClassSVM`) on standardised features.
+
+    Learns a boundary around the training data in an RBF feature space; the anomaly score is
+    the negated SVM decision value (distance outside the boundary). Good for small to medium
+    data (training cost grows between quadratically and cubically with rows: subsample
+    beyond ~20,000 rows with ``max_samples``).
+
+    Parameters
+    ----------
+    nu : float in (0, 1], default=0.1
+        Upper bound on the share of training rows outside the boundary and lower bound on
+        the share of support vectors.
+    kernel : {"rbf", "linear", "poly", "sigmoid"}, default="rbf"
+        SVM kernel.
+    gamma : "scale", "auto" or float, default="scale"
+        RBF width; ``"scale"`` = 1 / (n_features * variance) = 1 / n_features after scaling.
+    scale : bool, default=True
+        Standardise features (zero mean, unit variance, fitted on training data) first.
+    max_samples : int or None, default=None
+        Train on a random subsample of at most this many rows (``random_state`` picks it).
+    contamination : float in (0, 0.5] or None, default=None
+        See :class:`anomalia.base.BaseDetector`.
+    random_state : int or None, default=None
+        Seed for the subsample; the SVM itself is deterministic.
+
+    Attributes
+    ----------
+    estimator_ : OneClassSVM
+        The fitted scikit-learn model.
+    scaler_ : StandardScaler or None
+        The fitted scaler (None when ``scale=False``).
+    threshold_ : float
+        Anomaly-score threshold.
+    n_features_in_ : int
+        Number of features seen during fit.
+    """
+
+    name = "ocsvm"
+
+    def __init__(
+        self,
+        *,
+        nu: float = 0.1,
+        kernel: str = "rbf",
+        gamma: str | float = "scale",
+        scale: bool = True,
+        max_samples: int | None = None,
+        contamination: float | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.nu = nu
+        self.kernel = kernel
+        self.gamma = gamma
+        self.scale = scale
+        self.max_samples = max_samples
+        self.contamination = contamination
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        check_fraction("nu", self.nu)
+        check_option("kernel", self.kernel, ("rbf", "linear", "poly", "sigmoid"))
+        if self.gamma not in ("scale", "auto"):
+            check_fraction("gamma", self.gamma, low=0.0, high=np.inf)
+        if self.max_samples is not None:
+            check_int("max_samples", self.max_samples, minimum=2)
+
+    def _fit(self, X: NDArray[np.float64]) -> None:
+        if self.max_samples is not None and X.shape[0] > self.max_samples:
+            rng = np.random.default_rng(self.random_state)
+            X = X[np.sort(rng.choice(X.shape[0], self.max_samples, replace=False))]
+        self.scaler_ = StandardScaler().fit(X) if self.scale else None
+        Z = X if self.scaler_ is None else self.scaler_.transform(X)
+        self.estimator_ = OneClassSVM(nu=self.nu, kernel=self.kernel, gamma=self.gamma).fit(Z)
+
+    def _anomaly_score(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        Z = X if self.scaler_ is None else self.scaler_.transform(X)
+        return -self.estimator_.decision_function(Z)
+
+
+class IForestDetector(BaseDetector):
+    """Isolation forest (scikit-learn's :class:`~sklearn.ensemble.IsolationForest`).
+
+    Random trees isolate each row; anomalies are isolated in fewer splits. Fast, needs no
+    scaling, copes with many rows and irrelevant features: a strong first choice for tables.
+    The anomaly score is scikit-learn's ``-score_samples``, in (0, 1]; 0.5 is typical.
+
+    Parameters
+    ----------
+    n_estimators : int, default=200
+        Number of trees.
+    max_samples : "auto", int or float, default="auto"
+        Rows drawn per tree (``"auto"`` = min(256, n_samples)).
+    max_features : float in (0, 1], default=1.0
+        Share of features drawn per tree.
+    contamination : float in (0, 0.5] or None, default=None
+        See :class:`anomalia.base.BaseDetector`.
+    n_jobs : int or None, default=None
+        Parallel jobs for fitting and scoring (``-1`` = all cores).
+    random_state : int or None, default=None
+        Seed; fixes the forest.
+
+    Attributes
+    ----------
+    estimator_ : IsolationForest
+        The fitted scikit-learn model.
+    threshold_ : float
+        Anomaly-score threshold.
+    n_features_in_ : int
+        Number of features seen during fit.
+    """
+
+    name = "iforest"
+
+    def __init__(
+        self,
+        *,
+        n_estimators: int = 200,
+        max_samples: str | int | float = "auto",
+        max_features: float = 1.0,
+        contamination: float | None = None,
+        n_jobs: int | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.max_features = max_features
+        self.contamination = contamination
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        check_int("n_estimators", self.n_estimators)
+        check_fraction("max_features", self.max_features)
+
+    def _fit(self, X: NDArray[np.float64]) -> None:
+        self.estimator_ = IsolationForest(
+            n_estimators=self.n_estimators,
+            max_samples=self.max_samples,
+            max_features=self.max_features,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        ).fit(X)
+
+    def _anomaly_score(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        return -self.estimator_.score_samples(X)

@@ -1,0 +1,175 @@
+"""Choosing the decision threshold on anomaly scores from a labelled dev set.
+
+A threshold ``t`` flags a record as anomalous when its anomaly score is strictly greater
+than ``t``. Candidate thresholds are the midpoints between consecutive distinct dev scores
+(plus one below the lowest and one at the highest score), so the chosen ``t`` separates
+the dev set exactly as evaluated and sits halfway between the two dev scores it splits.
+
+Labels follow the ADBench convention: ``y == 1`` is an anomaly, ``y == 0`` is normal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .errors import DataError
+
+STRATEGIES: dict[str, str] = {
+    "f1": "maximise F1 of the anomaly class",
+    "fpr": "largest recall whose false-alarm rate is <= target",
+    "recall": "smallest false-alarm rate whose recall is >= target",
+    "cost": "minimise expected cost = cost_miss * misses + cost_false_alarm * false alarms",
+}
+
+
+def check_binary_labels(y: ArrayLike, *, name: str = "y") -> NDArray[np.int64]:
+    """Return labels as an int array of 0 (normal) and 1 (anomaly).
+
+    Booleans are accepted (True = anomaly). Any other value raises :class:`DataError`.
+    """
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        arr = arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
+    if arr.ndim != 1:
+        raise DataError(f"{name} must be one-dimensional, got shape {np.shape(y)}")
+    if arr.dtype == bool:
+        return arr.astype(np.int64)
+    try:
+        num = arr.astype(np.float64)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{name} must hold 0 (normal) and 1 (anomaly); got values like {arr[:3].tolist()}"
+        ) from None
+    bad = ~np.isin(num, (0.0, 1.0))
+    if bad.any():
+        vals = np.unique(arr[bad])[:5].tolist()
+        raise DataError(f"{name} must hold only 0 (normal) and 1 (anomaly); found {vals}")
+    return num.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class OperatingPoints:
+    """Confusion counts for every candidate threshold (anomaly iff score > threshold)."""
+
+    thresholds: NDArray[np.float64]
+    tp: NDArray[np.int64]
+    fp: NDArray[np.int64]
+    n_pos: int
+    n_neg: int
+
+    @property
+    def fn(self) -> NDArray[np.int64]:
+        return self.n_pos - self.tp
+
+    @property
+    def recall(self) -> NDArray[np.float64]:
+        return self.tp / self.n_pos
+
+    @property
+    def fpr(self) -> NDArray[np.float64]:
+        return self.fp / self.n_neg
+
+    @property
+    def f1(self) -> NDArray[np.float64]:
+        denom = 2 * self.tp + self.fp + self.fn
+        return np.divide(2 * self.tp, denom, out=np.zeros(len(self.tp)), where=denom > 0)
+
+
+def operating_points(scores: ArrayLike, y: ArrayLike) -> OperatingPoints:
+    """Confusion counts at every distinct cut of ``scores``, vectorised (no Python loop)."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = check_binary_labels(y)
+    if s.shape != labels.shape:
+        raise DataError(f"scores and labels differ in length: {s.shape[0]} vs {labels.shape[0]}")
+    if not np.isfinite(s).all():
+        raise DataError("anomaly scores contain NaN or infinity")
+    n_pos = int(labels.sum())
+    n_neg = int(labels.size - n_pos)
+    if n_pos == 0:
+        raise DataError("the dev set has no anomalies (label 1): cannot choose a threshold")
+    if n_neg == 0:
+        raise DataError("the dev set has no normal rows (label 0): cannot choose a threshold")
+    u = np.unique(s)
+    below = np.nextafter(u[0], -np.inf)
+    cuts = np.concatenate(([below], (u[:-1] + u[1:]) / 2, [u[-1]]))
+    pos = np.sort(s[labels == 1])
+    neg = np.sort(s[labels == 0])
+    tp = n_pos - np.searchsorted(pos, cuts, side="right")
+    fp = n_neg - np.searchsorted(neg, cuts, side="right")
+    return OperatingPoints(cuts, tp.astype(np.int64), fp.astype(np.int64), n_pos, n_neg)
+
+
+def choose_threshold(
+    scores: ArrayLike,
+    y: ArrayLike,
+    strategy: str = "f1",
+    *,
+    target: float | None = None,
+    cost_miss: float | None = None,
+    cost_false_alarm: float | None = None,
+) -> float:
+    """Choose the anomaly-score threshold that best serves ``strategy`` on a dev set.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples,)
+        Anomaly scores of the dev set (higher = more anomalous).
+    y : array-like of shape (n_samples,)
+        Dev labels, 1 = anomaly, 0 = normal. Both classes must be present.
+    strategy : {"f1", "fpr", "recall", "cost"}, default="f1"
+        ``f1``: maximise F1. ``fpr``: largest recall with false-alarm rate <= ``target``.
+        ``recall``: smallest false-alarm rate with recall >= ``target``.
+        ``cost``: minimise ``cost_miss * FN + cost_false_alarm * FP``.
+    target : float, optional
+        A rate in [0, 1]: the highest tolerated false-alarm rate (``fpr``) or the lowest
+        accepted recall (``recall``).
+    cost_miss, cost_false_alarm : float, optional
+        Cost of one missed anomaly and of one false alarm, in any common unit (e.g. euros),
+        both >= 0 and not both zero. Required for ``cost``.
+
+    Returns
+    -------
+    float
+        Threshold: a record is anomalous when its score is strictly greater.
+
+    Examples
+    --------
+    >>> choose_threshold([0.1, 0.2, 0.9, 1.0], [0, 0, 1, 1], "f1")
+    0.55
+    """
+    if strategy not in STRATEGIES:
+        raise DataError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if strategy in ("fpr", "recall"):
+        if target is None or not 0.0 <= float(target) <= 1.0:
+            raise DataError(f"strategy {strategy!r} needs target in [0, 1], got {target!r}")
+    if strategy != "cost" and (cost_miss is not None or cost_false_alarm is not None):
+        raise DataError("cost_miss and cost_false_alarm apply only to strategy 'cost'")
+    if strategy == "cost":
+        if cost_miss is None or cost_false_alarm is None:
+            raise DataError("strategy 'cost' needs both cost_miss and cost_false_alarm")
+        if cost_miss < 0 or cost_false_alarm < 0 or cost_miss + cost_false_alarm == 0:
+            raise DataError("costs must be >= 0 and not both zero")
+    op = operating_points(scores, y)
+    # Candidate cuts run from low (flag everything) to high (flag nothing).
+    if strategy == "f1":
+        i = int(np.argmax(op.f1))
+    elif strategy == "fpr":
+        ok = np.flatnonzero(op.fpr <= float(target) + 1e-12)  # the top cut (fp=0) always qualifies
+        # recall falls as the cut rises: the lowest admissible cut has the largest recall
+        i = int(ok[0])
+    elif strategy == "recall":
+        ok = np.flatnonzero(op.recall >= float(target) - 1e-12)  # the bottom cut always qualifies
+        i = int(ok[-1])  # highest cut that still reaches the recall: fewest false alarms
+    else:
+        cost = float(cost_miss) * op.fn + float(cost_false_alarm) * op.fp
+        i = int(np.argmin(cost))
+    return float(op.thresholds[i])
+
+
+def describe_strategy(strategy: str, **kwargs: Any) -> dict[str, Any]:
+    """A JSON-able record of how a threshold was chosen (kept in the model file)."""
+    return {"strategy": strategy, **{k: v for k, v in kwargs.items() if v is not None}}

@@ -1,0 +1,36 @@
+"""Shared fixtures: small synthetic data and the detectors' tiny, fast settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+#: Tiny settings so every detector fits in well under a second.
+FAST_PARAMS: dict[str, dict] = {
+    "gaussian": {},
+    "ocsvm": {},
+    "iforest": {"n_estimators": 25, "random_state": 0},
+}
+
+
+@pytest.fixture
+def shared_datasets() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared/datasets is not present")
+    return SHARED
+
+
+@pytest.fixture
+def blobs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """300 normal rows (one Gaussian blob, 4 features), and a test set with 20 far outliers."""
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(300, 4))
+    test_normal = rng.normal(size=(100, 4))
+    outliers = rng.uniform(4, 8, size=(20, 4)) * rng.choice([-1, 1], size=(20, 4))
+    X_test = np.vstack([test_normal, outliers])
+    y_test = np.r_[np.zeros(100, int), np.ones(20, int)]
+    return train, X_test, y_test

@@ -1,0 +1,123 @@
+"""Every registered detector against scikit-learn's own estimator checks and our contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import anomalia
+from anomalia import make_detector
+
+from .conftest import FAST_PARAMS
+
+NAMES = list(FAST_PARAMS)
+
+
+def _make(name: str, **extra):
+    return make_detector(name, **{**FAST_PARAMS[name], **extra})
+
+
+def test_every_registered_detector_has_fast_test_settings():
+    assert set(anomalia.available_detectors()) == set(FAST_PARAMS)
+
+
+@parametrize_with_checks([_make(n) for n in NAMES])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_orientation_and_threshold(name, blobs):
+    train, X_test, y_test = blobs
+    det = _make(name).fit(train)
+    a = det.anomaly_score(X_test)
+    assert a.dtype == np.float64 and a.shape == (len(X_test),)
+    np.testing.assert_allclose(det.score_samples(X_test), -a)
+    np.testing.assert_allclose(det.decision_function(X_test), det.threshold_ - a)
+    np.testing.assert_array_equal(det.predict(X_test), np.where(a > det.threshold_, -1, 1))
+    assert roc_auc_score(y_test, a) > 0.95
+    # default rule: about 1 % of the clean training rows are above the threshold
+    assert 0.0 < np.mean(det.anomaly_score(train) > det.threshold_) <= 0.02
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contamination_sets_share_of_flagged_training_rows(name, blobs):
+    train, _, _ = blobs
+    det = _make(name, contamination=0.1).fit(train)
+    assert np.mean(det.predict(train) == -1) == pytest.approx(0.1, abs=0.01)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("bad", [0.0, 0.6, -0.1, "auto"])
+def test_contamination_out_of_range_is_rejected(name, bad, blobs):
+    with pytest.raises(ValueError, match="contamination"):
+        _make(name, contamination=bad).fit(blobs[0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_toy_outliers_rank_last(name):
+    X = np.array([[0, 0], [0.1, 0.2], [0.2, 0.1], [-0.1, 0.1], [0.1, -0.1], [0, 0.1],
+                  [5, 5], [-6, 4]], dtype=float)
+    det = _make(name).fit(X[:6])
+    order = np.argsort(det.anomaly_score(X))
+    assert set(order[-2:]) == {6, 7}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_scores_and_global_rng_untouched(name, blobs):
+    train, X_test, _ = blobs
+    state = np.random.get_state()[1].copy()
+    a = _make(name).fit(train).anomaly_score(X_test)
+    b = clone(_make(name)).fit(train).anomaly_score(X_test)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_round_trip(name, blobs, tmp_path):
+    train, X_test, y_test = blobs
+    det = _make(name).fit(train).calibrate(X_test, y_test, "f1")
+    det.save(tmp_path / "m.anomalia")
+    back = anomalia.load(tmp_path / "m.anomalia")
+    assert type(back) is type(det)
+    assert back.get_params() == det.get_params()
+    assert back.threshold_ == det.threshold_
+    np.testing.assert_array_equal(back.anomaly_score(X_test), det.anomaly_score(X_test))
+    np.testing.assert_array_equal(back.predict(X_test), det.predict(X_test))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_works_in_pipeline(name, blobs):
+    train, X_test, y_test = blobs
+    pipe = make_pipeline(MinMaxScaler(), _make(name)).fit(train)
+    assert pipe.predict(X_test).shape == (len(X_test),)
+    assert roc_auc_score(y_test, -pipe.score_samples(X_test)) > 0.95
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_input_is_rejected(name, value, blobs):
+    det = _make(name).fit(blobs[0])
+    X = blobs[1].copy()
+    X[3, 1] = value
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        det.anomaly_score(X)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_wrong_number_of_features_is_rejected(name, blobs):
+    det = _make(name).fit(blobs[0])
+    with pytest.raises(ValueError, match="features"):
+        det.anomaly_score(blobs[1][:, :3])
+
+
+def test_unknown_detector_and_parameter_are_named():
+    with pytest.raises(anomalia.AnomaliaError, match="unknown detector 'nope'.*gaussian"):
+        make_detector("nope")
+    with pytest.raises(anomalia.AnomaliaError, match="unknown parameter.*n_trees.*n_estimators"):
+        make_detector("iforest", n_trees=3)
