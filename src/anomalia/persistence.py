@@ -130,7 +130,7 @@ def save(detector: Any, path: str | os.PathLike[str], *, metadata: dict[str, Any
         "attributes": attributes,
         "object_arrays": object_arrays,
         "modules": modules,
-        "metadata": _encode(metadata or {}),
+        "metadata": metadata or {},  # plain JSON: tuples come back as lists
         "versions": _versions(),
         "sha256": {name: hashlib.sha256(blob).hexdigest() for name, blob in members.items()},
     }

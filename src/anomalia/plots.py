@@ -1,0 +1,540 @@
+"""Evaluation plots of anomaly scores, built with matplotlib's object-oriented API only.
+
+Every function returns a :class:`matplotlib.figure.Figure` created directly (never through
+``pyplot``), so nothing here touches matplotlib's global state: no backend switch, no
+figure registry, no rcParams change. :func:`save_figure` writes a figure as a PNG file
+atomically.
+
+Conventions (shared with :mod:`anomalia.metrics` and :mod:`anomalia.thresholds`): labels
+``1`` = anomaly, ``0`` = normal; anomaly scores higher = more anomalous; a record is
+flagged anomalous iff its score is strictly greater than the threshold.
+
+Colours follow the Okabe-Ito palette, which stays distinguishable under the common forms
+of colour-vision deficiency.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike, NDArray
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from .errors import DataError
+from .metrics import average_precision, check_labels_and_scores, roc_auc
+from .thresholds import check_binary_labels
+
+__all__ = [
+    "PALETTE",
+    "plot_image_grid",
+    "plot_pr",
+    "plot_roc",
+    "plot_score_histogram",
+    "save_evaluation_plots",
+    "save_figure",
+]
+
+#: Okabe-Ito colours (blue, vermillion, bluish green, reddish purple, orange, sky blue, black).
+PALETTE: tuple[str, ...] = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+)
+_NORMAL_COLOR = "#0072B2"
+_ANOMALY_COLOR = "#D55E00"
+_CHANCE_COLOR = "0.45"
+_DPI = 120
+
+ScoresArg = ArrayLike | Mapping[str, ArrayLike]
+ThresholdsArg = float | Mapping[str, float] | None
+
+
+def _check_threshold(value: Any, name: str = "threshold") -> float | None:
+    if value is None:
+        return None
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(t):
+        raise DataError(f"{name} must be finite, got {value!r}")
+    return t
+
+
+def _series(
+    scores: ScoresArg, thresholds: ThresholdsArg
+) -> list[tuple[str | None, Any, float | None]]:
+    """Normalise one array or a name -> scores mapping to ``[(name, scores, threshold)]``."""
+    if not isinstance(scores, Mapping):
+        if isinstance(thresholds, Mapping):
+            raise DataError(
+                "thresholds is a mapping but scores is a single array; "
+                "pass scores as a mapping name -> scores too"
+            )
+        return [(None, scores, _check_threshold(thresholds))]
+    if not scores:
+        raise DataError("the scores mapping is empty")
+    names = [str(k) for k in scores]
+    if len(set(names)) != len(names):
+        raise DataError(f"score names must be distinct, got {names}")
+    if isinstance(thresholds, Mapping):
+        by_name = {str(k): v for k, v in thresholds.items()}
+        unknown = sorted(set(by_name) - set(names))
+        if unknown:
+            raise DataError(f"thresholds given for unknown score names {unknown}; known: {names}")
+        return [
+            (n, s, _check_threshold(by_name.get(n), f"threshold of {n!r}"))
+            for n, s in zip(names, scores.values(), strict=True)
+        ]
+    t = _check_threshold(thresholds)
+    return [(n, s, t) for n, s in zip(names, scores.values(), strict=True)]
+
+
+def _scores_name(name: str | None) -> str:
+    return "scores" if name is None else f"scores of {name!r}"
+
+
+def _new_axes(figsize: tuple[float, float]) -> tuple[Figure, Any]:
+    fig = Figure(figsize=figsize, dpi=_DPI, layout="constrained")
+    ax = fig.add_subplot()
+    ax.grid(True, alpha=0.3, linewidth=0.6)
+    return fig, ax
+
+
+def _counts_at(y: NDArray[np.int64], s: NDArray[np.float64], t: float) -> tuple[int, int, int, int]:
+    """``(tp, fp, n_anomalies, n_normal)`` when flagging ``s > t``."""
+    flag = s > t
+    pos = y == 1
+    return int((flag & pos).sum()), int((flag & ~pos).sum()), int(pos.sum()), int((~pos).sum())
+
+
+def _point_label(t: float, x_name: str, x: float, y_name: str, yv: float) -> str:
+    return f"  score > {t:.4g}: {x_name} {x:.2f}, {y_name} {yv:.2f}"
+
+
+def plot_roc(
+    y_true: ArrayLike,
+    scores: ScoresArg,
+    thresholds: ThresholdsArg = None,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """ROC curve(s) of anomaly scores, with AUC in the legend and operating points marked.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels, 1 (or True) = anomaly, 0 (or False) = normal. Both must be present.
+    scores : array-like of shape (n_samples,) or mapping of str to array-like
+        Anomaly scores (higher = more anomalous), or several named score vectors (e.g. one
+        per detector), each drawn as its own curve.
+    thresholds : float or mapping of str to float, optional
+        Decision threshold(s), in the unit of the scores: the operating point
+        "anomaly iff score > threshold" is marked with a dot on the curve. A single float
+        applies to every curve; a mapping gives one per name (names may be left out).
+    title : str, optional
+        Axes title; default "ROC curve".
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        x: false-alarm rate (FPR), y: recall (TPR), both fractions in [0, 1]; the dashed
+        diagonal is a random ranking.
+    """
+    series = _series(scores, thresholds)
+    y = check_binary_labels(y_true, name="y_true")
+    fig, ax = _new_axes((5.6, 5.2))
+    ax.plot([0, 1], [0, 1], linestyle="--", color=_CHANCE_COLOR, lw=1, label="chance (AUC 0.5)")
+    for i, (name, raw, t) in enumerate(series):
+        y, s = check_labels_and_scores(y, raw, name=_scores_name(name))
+        auc = roc_auc(y, s)
+        fpr, tpr, _ = roc_curve(y, s)
+        color = PALETTE[i % len(PALETTE)]
+        label = f"AUC = {auc:.3f}" if name is None else f"{name} (AUC = {auc:.3f})"
+        ax.plot(fpr, tpr, color=color, lw=2, label=label)
+        if t is not None:
+            tp, fp, n_pos, n_neg = _counts_at(y, s, t)
+            x_pt, y_pt = fp / n_neg, tp / n_pos
+            ax.plot(
+                x_pt,
+                y_pt,
+                "o",
+                ms=9,
+                color=color,
+                mec="black",
+                mew=1.2,
+                zorder=4,
+                label=_point_label(t, "FPR", x_pt, "TPR", y_pt),
+            )
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false-alarm rate (FPR)")
+    ax.set_ylabel("recall (TPR)")
+    ax.set_title(title if title is not None else "ROC curve")
+    ax.legend(loc="lower right", fontsize="small", framealpha=0.9)
+    return fig
+
+
+def plot_pr(
+    y_true: ArrayLike,
+    scores: ScoresArg,
+    thresholds: ThresholdsArg = None,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Precision-recall curve(s) of anomaly scores, with average precision in the legend.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels, 1 (or True) = anomaly, 0 (or False) = normal. Both must be present.
+    scores : array-like of shape (n_samples,) or mapping of str to array-like
+        Anomaly scores (higher = more anomalous), or several named score vectors.
+    thresholds : float or mapping of str to float, optional
+        Decision threshold(s), in the unit of the scores; the operating point
+        "anomaly iff score > threshold" is marked with a dot. When a threshold flags no
+        record its precision is drawn as 1, the end point of scikit-learn's curve.
+    title : str, optional
+        Axes title; default "Precision-recall curve".
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        x: recall (TPR), y: precision (PPV), both fractions in [0, 1]; the dashed
+        horizontal line is the anomaly prevalence, the precision of a random ranking.
+    """
+    series = _series(scores, thresholds)
+    y = check_binary_labels(y_true, name="y_true")
+    fig, ax = _new_axes((5.6, 5.2))
+    for i, (name, raw, t) in enumerate(series):
+        y, s = check_labels_and_scores(y, raw, name=_scores_name(name))
+        if y.all():
+            raise DataError("a precision-recall curve needs normal rows (0) in y_true too")
+        ap = average_precision(y, s)
+        precision, recall, _ = precision_recall_curve(y, s)
+        color = PALETTE[i % len(PALETTE)]
+        label = f"AP = {ap:.3f}" if name is None else f"{name} (AP = {ap:.3f})"
+        ax.plot(recall, precision, color=color, lw=2, drawstyle="steps-post", label=label)
+        if t is not None:
+            tp, fp, n_pos, _ = _counts_at(y, s, t)
+            x_pt = tp / n_pos
+            y_pt = tp / (tp + fp) if tp + fp else 1.0
+            ax.plot(
+                x_pt,
+                y_pt,
+                "o",
+                ms=9,
+                color=color,
+                mec="black",
+                mew=1.2,
+                zorder=4,
+                label=_point_label(t, "recall", x_pt, "precision", y_pt),
+            )
+    prevalence = float(y.mean())
+    ax.axhline(
+        prevalence,
+        linestyle="--",
+        color=_CHANCE_COLOR,
+        lw=1,
+        label=f"chance (prevalence {prevalence:.3f})",
+    )
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_aspect("equal")
+    ax.set_xlabel("recall (TPR)")
+    ax.set_ylabel("precision (PPV)")
+    ax.set_title(title if title is not None else "Precision-recall curve")
+    ax.legend(loc="lower left", fontsize="small", framealpha=0.9)
+    return fig
+
+
+def plot_score_histogram(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    threshold: float | None = None,
+    *,
+    title: str | None = None,
+    log_scale: bool | None = None,
+) -> Figure:
+    """Overlaid histograms of the anomaly scores of normal and anomalous records.
+
+    Both classes share the same bins and are normalised to densities, so classes of very
+    different sizes remain comparable.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels, 1 (or True) = anomaly, 0 (or False) = normal. A class that is absent
+        is simply not drawn.
+    scores : array-like of shape (n_samples,)
+        Anomaly scores (higher = more anomalous), in the detector's own unit.
+    threshold : float, optional
+        Decision threshold in the unit of the scores, drawn as a dashed vertical line;
+        records to its right (score > threshold) are flagged anomalous.
+    title : str, optional
+        Axes title; default "Anomaly-score distribution".
+    log_scale : bool, optional
+        Logarithmic score axis (bins equally wide in log10(score)). By default (None) it is
+        chosen when every score (and the threshold) is positive and the scores span more
+        than 3 decades. True requires positive scores and threshold.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        x: anomaly score; y: density, per unit of score (linear axis) or per decade of
+        score (log axis), so each class's histogram has area 1.
+    """
+    y, s = check_labels_and_scores(y_true, scores)
+    t = _check_threshold(threshold)
+    positive = bool(s.min() > 0) and (t is None or t > 0)
+    if log_scale is None:
+        log = positive and float(s.max() / s.min()) > 1e3
+    elif log_scale and not positive:
+        raise DataError("log_scale=True needs positive scores and a positive threshold")
+    else:
+        log = bool(log_scale)
+    x = np.log10(s) if log else s
+    lo, hi = float(x.min()), float(x.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    n_bins = int(np.clip(np.ceil(2.0 * s.size ** (1.0 / 3.0)), 10, 60))  # Rice rule, capped
+    edges = np.linspace(lo, hi, n_bins + 1)
+    plot_edges = 10.0**edges if log else edges
+
+    fig, ax = _new_axes((6.4, 4.2))
+    for cls, color, what in ((0, _NORMAL_COLOR, "normal"), (1, _ANOMALY_COLOR, "anomaly")):
+        xs = x[y == cls]
+        if xs.size == 0:
+            continue
+        density, _ = np.histogram(xs, bins=edges, density=True)
+        ax.stairs(
+            density,
+            plot_edges,
+            fill=True,
+            facecolor=to_rgba(color, 0.35),
+            edgecolor=color,
+            linewidth=1.6,
+            label=f"{what} (n = {xs.size})",
+        )
+    if t is not None:
+        ax.axvline(t, color="black", linestyle="--", lw=1.5, label=f"threshold = {t:.4g}")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel("anomaly score (log scale)" if log else "anomaly score")
+    ax.set_ylabel("density (per decade of score)" if log else "density (per unit of score)")
+    ax.set_title(title if title is not None else "Anomaly-score distribution")
+    ax.legend(loc="upper right", fontsize="small", framealpha=0.9)
+    return fig
+
+
+def _as_images(arr: Any, row: int) -> NDArray[np.float64]:
+    """Return ``(n, H, W)`` or ``(n, H, W, 3)`` float images scaled for display."""
+    try:
+        a = np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"row {row} of images is not numeric") from None
+    if a.ndim == 4 and a.shape[1] in (1, 3):
+        a = a[:, 0] if a.shape[1] == 1 else np.moveaxis(a, 1, -1)
+    elif a.ndim != 3:
+        raise DataError(
+            f"row {row} of images must have shape (n, H, W) or (n, C, H, W) with C in "
+            f"{{1, 3}}, got {a.shape}"
+        )
+    if a.shape[0] == 0 or a.size == 0:
+        raise DataError(f"row {row} of images is empty (shape {a.shape})")
+    if not np.isfinite(a).all():
+        raise DataError(f"row {row} of images contains NaN or infinite values")
+    if a.ndim == 4:  # RGB: imshow needs [0, 1]; rescale the row only when it is outside
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0.0 or hi > 1.0:
+            a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return a
+
+
+def plot_image_grid(
+    rows: Sequence[ArrayLike],
+    row_titles: Sequence[str],
+    *,
+    col_titles: Sequence[str] | None = None,
+    cmap: str | Sequence[str] = "gray",
+) -> Figure:
+    """A grid of images, one row per kind (e.g. originals, reconstructions, error maps).
+
+    Parameters
+    ----------
+    rows : sequence of array-like
+        One array per row, of shape (n, H, W) or (n, C, H, W) with C = 1 (grey) or 3 (RGB),
+        pixel values in any unit. Rows may hold different numbers of images; short rows
+        leave blank cells. Grey images of a row share one colour scale (the row's min to
+        max), so images within a row compare directly. RGB rows outside [0, 1] are
+        min-max rescaled to [0, 1].
+    row_titles : sequence of str
+        One title per row, written to the left of the row.
+    col_titles : sequence of str, optional
+        One title per column (as many as the longest row), written above the first row.
+    cmap : str or sequence of str, default="gray"
+        Matplotlib colormap for grey images, or one per row (e.g. ``"magma"`` for error
+        maps). Ignored for RGB rows.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The grid, about 1.7 inches per image.
+    """
+    if isinstance(rows, np.ndarray) and rows.ndim in (3, 4):
+        rows = [rows]
+    if len(rows) == 0:
+        raise DataError("plot_image_grid needs at least one row of images")
+    if isinstance(row_titles, str) or len(row_titles) != len(rows):
+        raise DataError(f"give one row title per row: {len(rows)} rows")
+    images = [_as_images(r, i) for i, r in enumerate(rows)]
+    n_rows, n_cols = len(images), max(len(a) for a in images)
+    if col_titles is not None and (isinstance(col_titles, str) or len(col_titles) != n_cols):
+        raise DataError(f"give one column title per column: {n_cols} columns")
+    cmaps = [cmap] * n_rows if isinstance(cmap, str) else list(cmap)
+    if len(cmaps) != n_rows:
+        raise DataError(f"cmap must be one colormap name or one per row ({n_rows} rows)")
+
+    cell = 1.7
+    fig = Figure(
+        figsize=(cell * n_cols + 0.5, cell * n_rows + (0.3 if col_titles is not None else 0.0)),
+        dpi=_DPI,
+        layout="constrained",
+    )
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for r, (a, row_title, cm) in enumerate(zip(images, row_titles, cmaps, strict=True)):
+        vmin, vmax = float(a.min()), float(a.max())
+        if vmax <= vmin:
+            vmax = vmin + 1.0
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(a):
+                if a.ndim == 4:
+                    ax.imshow(a[c], interpolation="nearest")
+                else:
+                    ax.imshow(a[c], cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
+            else:
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+            if c == 0:
+                ax.set_ylabel(str(row_title))
+            if r == 0 and col_titles is not None:
+                ax.set_title(str(col_titles[c]), fontsize="medium")
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as a PNG (120 dpi), atomically.
+
+    The image goes to a temporary file in the target folder, which then replaces ``path``
+    in one step: readers never see a half-written file. Missing parent folders are created.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure to save.
+    path : str or path-like
+        Destination file; must end in ``.png``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    out = Path(path)
+    if out.suffix.lower() != ".png":
+        raise DataError(f"figures are saved as PNG: the path must end in .png, got {str(out)!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        # os.open with mode 0o666 lets the user's umask decide the final permissions
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=_DPI)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "scores"
+
+
+def save_evaluation_plots(
+    y_true: ArrayLike,
+    scores: ScoresArg,
+    threshold: ThresholdsArg,
+    out_dir: str | os.PathLike[str],
+    *,
+    prefix: str = "",
+    title: str | None = None,
+) -> list[Path]:
+    """Write the ROC, precision-recall and score-histogram plots of an evaluation as PNGs.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels, 1 (or True) = anomaly, 0 (or False) = normal. Both must be present.
+    scores : array-like of shape (n_samples,) or mapping of str to array-like
+        Anomaly scores (higher = more anomalous), or several named score vectors.
+    threshold : float or mapping of str to float or None
+        Decision threshold(s) in the unit of the scores (anomaly iff score > threshold),
+        marked on every plot; a mapping gives one per name.
+    out_dir : str or path-like
+        Folder to write into; created if missing.
+    prefix : str, default=""
+        Prepended to every file name, e.g. ``"iforest-"``.
+    title : str, optional
+        Common title, followed by the plot's name (e.g. "<title>: ROC curve").
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``{prefix}roc.png``, ``{prefix}pr.png`` and ``{prefix}scores.png``; with a mapping,
+        one histogram per name instead, ``{prefix}scores-{name}.png`` (characters other than
+        letters, digits, ``.``, ``_`` and ``-`` in the name become ``_``).
+    """
+
+    def titled(what: str) -> str:
+        return what if title is None else f"{title}: {what}"
+
+    out = Path(out_dir)
+    # Build every figure first, so bad input raises before any file is written.
+    figures = [
+        (f"{prefix}roc.png", plot_roc(y_true, scores, threshold, title=titled("ROC curve"))),
+        (
+            f"{prefix}pr.png",
+            plot_pr(y_true, scores, threshold, title=titled("Precision-recall curve")),
+        ),
+    ]
+    series = _series(scores, threshold)
+    if isinstance(scores, Mapping):
+        files = [f"{prefix}scores-{_slug(name or '')}.png" for name, _, _ in series]
+        if len(set(files)) != len(files):
+            raise DataError(f"score names give clashing file names: {files}")
+        for file, (name, raw, t) in zip(files, series, strict=True):
+            fig = plot_score_histogram(y_true, raw, t, title=titled(f"Anomaly scores: {name}"))
+            figures.append((file, fig))
+    else:
+        t = series[0][2]
+        fig = plot_score_histogram(y_true, scores, t, title=titled("Anomaly-score distribution"))
+        figures.append((f"{prefix}scores.png", fig))
+    return [save_figure(fig, out / file) for file, fig in figures]

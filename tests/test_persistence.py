@@ -1,0 +1,124 @@
+"""Model files: round trips, and clear refusals for anything that is not a sound model."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import anomalia
+from anomalia import ModelFileError, make_detector
+from anomalia.persistence import load_model
+
+
+@pytest.fixture
+def model_file(tmp_path, blobs):
+    det = make_detector("iforest", n_estimators=10, random_state=1).fit(blobs[0])
+    path = tmp_path / "model.anomalia"
+    det.save(path, metadata={"spec": {"label_column": "y", "ignore": ("a", "b")}})
+    return path
+
+
+def _rewrite(path, member, transform):
+    with zipfile.ZipFile(path) as zf:
+        blobs = {n: zf.read(n) for n in zf.namelist()}
+    blobs[member] = transform(blobs[member])
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, b in blobs.items():
+            zf.writestr(n, b)
+
+
+def test_metadata_and_versions_are_kept(model_file):
+    det, manifest = load_model(model_file)
+    assert manifest["metadata"] == {"spec": {"label_column": "y", "ignore": ["a", "b"]}}
+    assert manifest["format_version"] == 1 and manifest["detector"] == "iforest"
+    assert {"anomalia", "numpy", "scikit-learn"} <= set(manifest["versions"])
+    assert det.n_features_in_ == 4
+
+
+def test_no_pickle_inside(model_file):
+    with zipfile.ZipFile(model_file) as zf:
+        names = zf.namelist()
+        assert not any(n.endswith((".pkl", ".pickle", ".joblib")) for n in names)
+        for n in names:
+            assert b"\x80\x04\x95" not in zf.read(n)[:3]  # pickle protocol-4 header
+
+
+def test_feature_names_survive(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(50, 2)), columns=["amount", "age"])
+    make_detector("gaussian").fit(X).save(tmp_path / "m")
+    back = anomalia.load(tmp_path / "m")
+    assert list(back.feature_names_in_) == ["amount", "age"]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelFileError, match="not found"):
+        anomalia.load(tmp_path / "nope.anomalia")
+
+
+def test_not_a_model(tmp_path):
+    p = tmp_path / "data.csv"
+    p.write_text("a,b\n1,2\n")
+    with pytest.raises(ModelFileError, match="not an anomalia model"):
+        anomalia.load(p)
+
+
+def test_zip_without_manifest(tmp_path):
+    p = tmp_path / "other.zip"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("hello.txt", "hi")
+    with pytest.raises(ModelFileError, match="no manifest"):
+        anomalia.load(p)
+
+
+def test_truncated(model_file):
+    data = model_file.read_bytes()
+    model_file.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="truncated or corrupted"):
+        anomalia.load(model_file)
+
+
+def test_tampered_arrays(model_file):
+    _rewrite(model_file, "sklearn/estimator_.skops", lambda b: b[:-10] + b"0123456789")
+    with pytest.raises(ModelFileError, match="checksum mismatch"):
+        anomalia.load(model_file)
+
+
+def test_wrong_format_version(model_file):
+    def bump(b):
+        m = json.loads(b)
+        m["format_version"] = 99
+        return json.dumps(m).encode()
+
+    _rewrite(model_file, "manifest.json", bump)
+    with pytest.raises(ModelFileError, match="format version 99"):
+        anomalia.load(model_file)
+
+
+def test_unknown_detector_name_in_manifest(model_file):
+    def rename(b):
+        m = json.loads(b)
+        m["detector"] = "os.system"
+        return json.dumps(m).encode()
+
+    _rewrite(model_file, "manifest.json", rename)
+    with pytest.raises(ModelFileError, match="unknown detector 'os.system'"):
+        anomalia.load(model_file)
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, blobs):
+    det = make_detector("gaussian").fit(blobs[0])
+    det.save(tmp_path / "m.anomalia")
+    det.save(tmp_path / "m.anomalia")  # overwrite in place
+    assert [p.name for p in tmp_path.iterdir()] == ["m.anomalia"]
+
+
+def test_unfitted_cannot_be_saved(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        make_detector("gaussian").save(tmp_path / "m")
+    assert not (tmp_path / "m").exists()
