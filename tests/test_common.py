@@ -61,8 +61,10 @@ def test_contamination_out_of_range_is_rejected(name, bad, blobs):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_toy_outliers_rank_last(name):
-    X = np.array([[0, 0], [0.1, 0.2], [0.2, 0.1], [-0.1, 0.1], [0.1, -0.1], [0, 0.1],
-                  [5, 5], [-6, 4]], dtype=float)
+    X = np.array(
+        [[0, 0], [0.1, 0.2], [0.2, 0.1], [-0.1, 0.1], [0.1, -0.1], [0, 0.1], [5, 5], [-6, 4]],
+        dtype=float,
+    )
     det = _make(name).fit(X[:6])
     order = np.argsort(det.anomaly_score(X))
     assert set(order[-2:]) == {6, 7}

@@ -40,7 +40,7 @@ def test_cost_table_moves_the_threshold():
 def test_threshold_separates_exactly_as_counted():
     op = operating_points(SCORES, LABELS)
     for t, tp, fp in zip(op.thresholds, op.tp, op.fp, strict=True):
-        flagged = SCORES > t
+        flagged = t < SCORES
         assert flagged[LABELS == 1].sum() == tp and flagged[LABELS == 0].sum() == fp
 
 

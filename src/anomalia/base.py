@@ -60,7 +60,9 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     def _validate(self, X: ArrayLike, *, reset: bool) -> NDArray[np.float64]:
         """Validate input; subclasses for images override this to accept more dimensions."""
-        return validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=2 if reset else 1)
+        return validate_data(
+            self, X, reset=reset, dtype=np.float64, ensure_min_samples=2 if reset else 1
+        )
 
     # -- the contract ------------------------------------------------------------------
     def fit(self, X: ArrayLike, y: Any = None) -> Self:

@@ -88,7 +88,9 @@ def _is_module(value: Any) -> bool:
     return torch is not None and isinstance(value, torch.nn.Module)
 
 
-def save(detector: Any, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None) -> None:
+def save(
+    detector: Any, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None
+) -> None:
     """Write a fitted detector to ``path`` atomically (see the module docstring)."""
     from sklearn.utils.validation import check_is_fitted
 

@@ -22,8 +22,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     ),
     "iforest": (
         "anomalia.detectors.classical:IForestDetector",
-        "isolation forest. Large tables, mixed scales, irrelevant features; a strong first "
-        "choice.",
+        "isolation forest. Large tables, mixed scales, irrelevant features; a strong first choice.",
     ),
 }
 

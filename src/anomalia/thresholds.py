@@ -143,9 +143,8 @@ def choose_threshold(
     """
     if strategy not in STRATEGIES:
         raise DataError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    if strategy in ("fpr", "recall"):
-        if target is None or not 0.0 <= float(target) <= 1.0:
-            raise DataError(f"strategy {strategy!r} needs target in [0, 1], got {target!r}")
+    if strategy in ("fpr", "recall") and (target is None or not 0.0 <= float(target) <= 1.0):
+        raise DataError(f"strategy {strategy!r} needs target in [0, 1], got {target!r}")
     if strategy != "cost" and (cost_miss is not None or cost_false_alarm is not None):
         raise DataError("cost_miss and cost_false_alarm apply only to strategy 'cost'")
     if strategy == "cost":

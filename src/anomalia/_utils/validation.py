@@ -7,8 +7,15 @@ from collections.abc import Iterable
 from typing import Any
 
 
-def check_fraction(name: str, value: Any, *, low: float = 0.0, high: float = 1.0,
-                   low_inclusive: bool = False, high_inclusive: bool = True) -> float:
+def check_fraction(
+    name: str,
+    value: Any,
+    *,
+    low: float = 0.0,
+    high: float = 1.0,
+    low_inclusive: bool = False,
+    high_inclusive: bool = True,
+) -> float:
     """Return ``value`` as float if it lies in the interval, else raise ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r}")

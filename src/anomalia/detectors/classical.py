@@ -104,7 +104,9 @@ class GaussianDetector(BaseDetector):
         self.location_ = self.scaler_.mean_.copy()
         self.covariance_ = cov * np.outer(scale, scale)
         # log|Sigma| in original units = log|Sigma_std| + 2 sum log scale
-        self.log_det_ = float(2.0 * np.log(np.diag(self.cholesky_)).sum() + 2.0 * np.log(scale).sum())
+        self.log_det_ = float(
+            2.0 * np.log(np.diag(self.cholesky_)).sum() + 2.0 * np.log(scale).sum()
+        )
 
     def mahalanobis(self, X: Any) -> NDArray[np.float64]:
         """Squared Mahalanobis distance of each row to ``location_`` under ``covariance_``."""

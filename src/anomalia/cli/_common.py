@@ -1,0 +1,111 @@
+"""Shared CLI pieces: option types, the error handler, data reading, output writing."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from ..errors import AnomaliaError
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+STATE = {"debug": False}
+
+# -- the data options every data-reading command takes, the same way ----------------------
+DataArg = Annotated[
+    str,
+    typer.Argument(help="Data file (.csv, .parquet, .npy, .npz) or a built-in dataset name."),
+]
+LabelColumn = Annotated[
+    str | None, typer.Option("--label-column", help="Column holding the labels.")
+]
+AnomalyValue = Annotated[
+    str | None,
+    typer.Option("--anomaly-value", help="Label value meaning anomaly (default: labels 0/1)."),
+]
+NormalValue = Annotated[
+    str | None,
+    typer.Option(
+        "--normal-value",
+        help="Label value meaning normal; every other value is an "
+        "anomaly (e.g. 'normal' for intrusion data).",
+    ),
+]
+IdColumn = Annotated[
+    str | None, typer.Option("--id-column", help="Column kept as row id in outputs, not a feature.")
+]
+IgnoreColumn = Annotated[
+    list[str] | None,
+    typer.Option("--ignore-column", help="Column to leave out (repeat for several)."),
+]
+Categorical = Annotated[
+    str | None,
+    typer.Option("--categorical", help="Non-numeric columns: 'error' (default) or 'onehot'."),
+]
+
+
+def handle_errors(func: F) -> F:
+    """Turn user errors into one line on stderr and exit code 2 (``--debug``: traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (AnomaliaError, ValueError, FileNotFoundError, PermissionError) as exc:
+            if STATE["debug"]:
+                raise
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_value(text: str) -> Any:
+    """Parse one ``--param`` value: bool, None, int, float, comma list (tuple) or string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    if "," in text:
+        return tuple(parse_value(part) for part in text.split(",") if part.strip())
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    """``["k=v", ...]`` -> ``{k: parsed v}``; a pair without ``=`` is a clear error."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise AnomaliaError(f"--param expects key=value, got {pair!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def atomic_output(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,378 @@
+"""``anomalia``: fit, calibrate, score and evaluate detectors from the shell.
+
+Each command parses its options and calls the library; no algorithm lives here. User errors
+print one line on stderr and exit with code 2, writing no partial output (``--debug`` shows
+the traceback instead).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ._common import (
+    STATE,
+    AnomalyValue,
+    Categorical,
+    DataArg,
+    IdColumn,
+    IgnoreColumn,
+    LabelColumn,
+    NormalValue,
+    atomic_output,
+    console,
+    handle_errors,
+    parse_params,
+)
+
+app = typer.Typer(
+    name="anomalia",
+    help="Find anomalies with auto-encoders and their classical rivals.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ModelArg = Annotated[Path, typer.Argument(help="Model file written by 'anomalia fit'.")]
+Strategy = Annotated[
+    str, typer.Option("--strategy", help="Threshold rule: f1, fpr, recall or cost.")
+]
+Target = Annotated[
+    float | None,
+    typer.Option("--target", help="For fpr: highest false-alarm rate; for recall: lowest recall."),
+]
+CostMiss = Annotated[
+    float | None, typer.Option("--cost-miss", help="Cost of one missed anomaly (any unit).")
+]
+CostFalseAlarm = Annotated[
+    float | None, typer.Option("--cost-false-alarm", help="Cost of one false alarm (same unit).")
+]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    STATE["debug"] = debug
+
+
+def _spec_from_options(**fields: Any) -> Any:
+    from ..io import TableSpec
+
+    fields["ignore_columns"] = tuple(fields.get("ignore_columns") or ())
+    if fields.get("categorical") is None:
+        fields["categorical"] = "error"
+    return TableSpec(**fields)
+
+
+def _read(data: str, spec: Any) -> Any:
+    """A file, or a built-in dataset when ``data`` names one and no such file exists."""
+    from .. import datasets
+    from ..errors import DataError
+    from ..io import read_table
+
+    if not Path(data).exists() and data in datasets.available():
+        ds = datasets.load_dataset(data)
+        expected = spec.feature_names
+        if expected is not None and list(ds.X.columns) != list(expected):
+            raise DataError(f"built-in dataset {data!r} does not have the model's columns")
+        if ds.spec is None:
+            ds.spec = dataclasses.replace(spec, feature_names=list(ds.X.columns))
+        return ds
+    return read_table(data, spec)
+
+
+def _load_with_spec(model: Path, **overrides: Any) -> tuple[Any, Any]:
+    """The detector and the data spec saved with it, with the command's options applied."""
+    from ..io import TableSpec
+    from ..persistence import load_model
+
+    det, manifest = load_model(model)
+    spec = TableSpec.from_dict(manifest.get("metadata", {}).get("table", {}))
+    changes = {k: v for k, v in overrides.items() if v not in (None, [], ())}
+    if "ignore_columns" in changes:
+        changes["ignore_columns"] = tuple(changes["ignore_columns"])
+    return det, dataclasses.replace(spec, **changes)
+
+
+def _need_labels(ds: Any, what: str) -> Any:
+    from ..errors import DataError
+
+    if ds.y is None:
+        raise DataError(f"{what} needs labels: pass --label-column (1 = anomaly)")
+    return ds.y
+
+
+@app.command()
+@handle_errors
+def fit(
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write.")],
+    detector: Annotated[str, typer.Option("--detector", "-d", help="Detector name.")] = "iforest",
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Detector parameter key=value.")
+    ] = None,
+    contamination: Annotated[
+        float | None, typer.Option("--contamination", help="Expected anomaly share in (0, 0.5].")
+    ] = None,
+    polluted: Annotated[
+        bool, typer.Option("--polluted", help="With labels: train on anomalies too.")
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="random_state for the detector.")] = 0,
+    label_column: LabelColumn = None,
+    anomaly_value: AnomalyValue = None,
+    normal_value: NormalValue = None,
+    id_column: IdColumn = None,
+    ignore_column: IgnoreColumn = None,
+    categorical: Categorical = None,
+) -> None:
+    """Train a detector on DATA (only the normal rows when labels are given)."""
+    from ..registry import make_detector
+
+    params = parse_params(param)
+    if contamination is not None:
+        params["contamination"] = contamination
+    det = make_detector(detector, **params)
+    if "random_state" in det.get_params() and "random_state" not in params:
+        det.set_params(random_state=seed)
+    if "verbose" in det.get_params() and "verbose" not in params:
+        det.set_params(verbose=True)
+    spec = _spec_from_options(
+        label_column=label_column,
+        anomaly_value=anomaly_value,
+        normal_value=normal_value,
+        id_column=id_column,
+        ignore_columns=ignore_column,
+        categorical=categorical,
+    )
+    ds = _read(data, spec)
+    X = ds.X
+    if ds.y is not None and not polluted:
+        X = X[ds.y == 0]
+    det.fit(X)
+    det.save(out, metadata={"table": ds.spec.to_dict(), "train_rows": len(X)})
+    console.print(
+        f"fitted [bold]{detector}[/] on {len(X)} rows x {X.shape[1]} features; "
+        f"threshold {det.threshold_:.6g}; saved to {out}"
+    )
+
+
+@app.command()
+@handle_errors
+def calibrate(
+    model: ModelArg,
+    data: DataArg,
+    strategy: Strategy = "f1",
+    target: Target = None,
+    cost_miss: CostMiss = None,
+    cost_false_alarm: CostFalseAlarm = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write here instead of rewriting MODEL.")
+    ] = None,
+    label_column: LabelColumn = None,
+    anomaly_value: AnomalyValue = None,
+    normal_value: NormalValue = None,
+    id_column: IdColumn = None,
+    ignore_column: IgnoreColumn = None,
+) -> None:
+    """Choose the model's threshold on a labelled dev set and save the model."""
+    from ..persistence import load_model
+
+    det, spec = _load_with_spec(
+        model,
+        label_column=label_column,
+        anomaly_value=anomaly_value,
+        normal_value=normal_value,
+        id_column=id_column,
+        ignore_columns=ignore_column,
+    )
+    ds = _read(data, spec)
+    kwargs = {"target": target, "cost_miss": cost_miss, "cost_false_alarm": cost_false_alarm}
+    det.calibrate(
+        ds.X,
+        _need_labels(ds, "calibrate"),
+        strategy,
+        **{k: v for k, v in kwargs.items() if v is not None},
+    )
+    metadata = load_model(model)[1].get("metadata", {})
+    det.save(out or model, metadata=metadata)
+    console.print(f"threshold set to {det.threshold_:.6g} ({strategy}); saved to {out or model}")
+
+
+@app.command()
+@handle_errors
+def score(
+    model: ModelArg,
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Scores file: .csv or .parquet.")],
+    label_column: LabelColumn = None,
+    anomaly_value: AnomalyValue = None,
+    normal_value: NormalValue = None,
+    id_column: IdColumn = None,
+    ignore_column: IgnoreColumn = None,
+) -> None:
+    """Write anomaly_score and is_anomaly for every row of DATA."""
+    import pandas as pd
+
+    from ..errors import DataError
+
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise DataError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    det, spec = _load_with_spec(
+        model,
+        label_column=label_column,
+        anomaly_value=anomaly_value,
+        normal_value=normal_value,
+        id_column=id_column,
+        ignore_columns=ignore_column,
+    )
+    ds = _read(data, spec)
+    scores = det.anomaly_score(ds.X)
+    frame = pd.DataFrame({"anomaly_score": scores, "is_anomaly": scores > det.threshold_})
+    if ds.ids is not None:
+        frame.insert(0, ds.ids.name, ds.ids.to_numpy())
+
+    def write(tmp: Path) -> None:
+        if out.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+
+    atomic_output(out, write)
+    console.print(f"scored {len(frame)} rows, {int(frame.is_anomaly.sum())} flagged; wrote {out}")
+
+
+def metrics_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """A Rich table of evaluation rows (one per detector)."""
+    table = Table(title=title)
+    cols = ["roc_auc", "average_precision", "precision", "recall", "f1", "false_alarm_rate"]
+    extra = ["expected_cost"] if any("expected_cost" in r for r in rows) else []
+    table.add_column("detector")
+    for c in [*cols, *extra, "threshold", "tp", "fp", "tn", "fn"]:
+        table.add_column(c.replace("_", " "), justify="right")
+    for r in rows:
+        cells = [f"{r[c]:.3f}" for c in cols + extra]
+        cells += [f"{r['threshold']:.4g}", *(str(r[k]) for k in ("tp", "fp", "tn", "fn"))]
+        table.add_row(str(r.get("detector", "")), *cells)
+    return table
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    model: ModelArg,
+    data: DataArg,
+    plots: Annotated[
+        Path | None, typer.Option("--plots", help="Folder for ROC, PR and score plots.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    cost_miss: CostMiss = None,
+    cost_false_alarm: CostFalseAlarm = None,
+    label_column: LabelColumn = None,
+    anomaly_value: AnomalyValue = None,
+    normal_value: NormalValue = None,
+    id_column: IdColumn = None,
+    ignore_column: IgnoreColumn = None,
+) -> None:
+    """Report ROC-AUC, AP, F1, false-alarm rate (and cost) of the model on labelled DATA."""
+    from .. import metrics
+    from ..persistence import load_model
+
+    det, spec = _load_with_spec(
+        model,
+        label_column=label_column,
+        anomaly_value=anomaly_value,
+        normal_value=normal_value,
+        id_column=id_column,
+        ignore_columns=ignore_column,
+    )
+    ds = _read(data, spec)
+    y = _need_labels(ds, "evaluate")
+    scores = det.anomaly_score(ds.X)
+    result = metrics.evaluate(
+        y, scores, det.threshold_, cost_miss=cost_miss, cost_false_alarm=cost_false_alarm
+    )
+    name = load_model(model)[1]["detector"]
+    if plots is not None:
+        from ..plots import save_evaluation_plots
+
+        save_evaluation_plots(y, scores, det.threshold_, plots, title=name)
+    if as_json:
+        typer.echo(json.dumps({"detector": name, **result}))
+    else:
+        console.print(metrics_table([{"detector": name, **result}], f"{model.name} on {data}"))
+        if plots is not None:
+            console.print(f"plots written to {plots}/")
+
+
+@app.command()
+@handle_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the plots.")] = Path(
+        "demo-output"
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the split and detectors.")] = 0,
+) -> None:
+    """The main job: breast cancer, train on half the benign cases, calibrate on dev, test."""
+    from .. import datasets
+    from ..plots import save_evaluation_plots
+    from ..workflow import run_experiment
+
+    ds = datasets.load_dataset("breast-cancer")
+    names = {n: {"detector": n, **p} for n, p in DEMO_DETECTORS.items()}
+    res = run_experiment(ds.X, ds.y, names, protocol="clean", strategy="f1", random_state=seed)
+    console.print(
+        f"breast cancer (malignant = anomaly): train {res.sizes['train']} benign rows, "
+        f"dev {res.sizes['dev']}, test {res.sizes['test']}; threshold chosen for max F1 on dev"
+    )
+    console.print(metrics_table(res.rows, "test-set results"))
+    paths = save_evaluation_plots(
+        res.y_test, res.scores, res.thresholds, out, title="breast cancer, test set"
+    )
+    console.print(f"plots: {', '.join(str(p) for p in paths)}")
+
+
+#: Detectors the demo compares, with settings that run in seconds on a laptop.
+DEMO_DETECTORS: dict[str, dict[str, Any]] = {"gaussian": {}, "ocsvm": {}, "iforest": {}}
+
+
+@app.command("datasets")
+@handle_errors
+def list_datasets() -> None:
+    """List the built-in datasets (no download needed)."""
+    from .. import datasets
+
+    table = Table(title="built-in datasets")
+    table.add_column("name")
+    table.add_column("description")
+    for name, desc in datasets.available().items():
+        table.add_row(name, desc)
+    console.print(table)
+    console.print(
+        "Readers for the shared real data: anomalia.datasets.read_adbench, "
+        "read_creditcard, read_nsl_kdd, read_kddcup99, read_mnist."
+    )
+
+
+@app.command("detectors")
+@handle_errors
+def list_detectors() -> None:
+    """List the detectors and when to use each."""
+    from ..registry import available_detectors
+
+    table = Table(title="detectors")
+    table.add_column("name")
+    table.add_column("when to use it")
+    for name, desc in available_detectors().items():
+        table.add_row(name, desc)
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,252 @@
+"""Every CLI command end to end through Typer's runner, and the bad-input list."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import anomalia
+from anomalia.cli.app import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def tables(tmp_path):
+    """train.csv (normals + a few labelled anomalies), dev.csv and test.csv with ids."""
+    rng = np.random.default_rng(0)
+
+    def make(n_normal, n_anom, start):
+        X = np.vstack([rng.normal(size=(n_normal, 3)), rng.normal(6, 1, size=(n_anom, 3))])
+        df = pd.DataFrame(X, columns=["amount", "age", "hour"])
+        df.insert(0, "txn", np.arange(start, start + len(df)))
+        df["fraud"] = np.r_[np.zeros(n_normal, int), np.ones(n_anom, int)]
+        return df
+
+    paths = {}
+    for name, (n, a, s) in {
+        "train": (200, 5, 0),
+        "dev": (60, 10, 1000),
+        "test": (60, 10, 2000),
+    }.items():
+        paths[name] = tmp_path / f"{name}.csv"
+        make(n, a, s).to_csv(paths[name], index=False)
+    return paths
+
+
+@pytest.fixture
+def model(tmp_path, tables):
+    path = tmp_path / "model.anomalia"
+    res = run(
+        "fit",
+        tables["train"],
+        "--detector",
+        "gaussian",
+        "--label-column",
+        "fraud",
+        "--id-column",
+        "txn",
+        "--out",
+        path,
+    )
+    assert res.exit_code == 0, res.output
+    return path
+
+
+def test_fit_uses_only_normal_rows_unless_polluted(tmp_path, tables, model):
+    det = anomalia.load(model)
+    assert list(det.feature_names_in_) == ["amount", "age", "hour"]
+    assert (
+        "200 rows"
+        in run(
+            "fit",
+            tables["train"],
+            "--label-column",
+            "fraud",
+            "--id-column",
+            "txn",
+            "--out",
+            tmp_path / "m2",
+        ).output
+    )
+    res = run(
+        "fit",
+        tables["train"],
+        "--label-column",
+        "fraud",
+        "--id-column",
+        "txn",
+        "--polluted",
+        "--contamination",
+        "0.03",
+        "--out",
+        tmp_path / "m3",
+    )
+    assert res.exit_code == 0 and "205 rows" in res.output
+
+
+def test_fit_with_params_and_seed_is_repeatable(tmp_path, tables):
+    outs = []
+    for i in range(2):
+        path = tmp_path / f"m{i}"
+        res = run(
+            "fit",
+            tables["train"],
+            "-d",
+            "iforest",
+            "-p",
+            "n_estimators=20",
+            "--label-column",
+            "fraud",
+            "--id-column",
+            "txn",
+            "--out",
+            path,
+        )
+        assert res.exit_code == 0, res.output
+        outs.append(anomalia.load(path))
+    assert outs[0].n_estimators == 20
+    X = pd.read_csv(tables["test"])[["amount", "age", "hour"]]
+    np.testing.assert_array_equal(outs[0].anomaly_score(X), outs[1].anomaly_score(X))
+
+
+def test_score_writes_ids_scores_and_flags(tmp_path, tables, model):
+    for suffix in (".csv", ".parquet"):
+        out = tmp_path / f"scores{suffix}"
+        res = run("score", model, tables["test"], "--out", out)
+        assert res.exit_code == 0, res.output
+        df = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+        assert list(df.columns) == ["txn", "anomaly_score", "is_anomaly"]
+        assert df.txn.tolist() == list(range(2000, 2070))
+        assert df.is_anomaly.iloc[-10:].all()
+
+
+def test_calibrate_then_evaluate_json(tmp_path, tables, model):
+    before = anomalia.load(model).threshold_
+    res = run("calibrate", model, tables["dev"], "--strategy", "fpr", "--target", "0.05")
+    assert res.exit_code == 0, res.output
+    after = anomalia.load(model)
+    assert after.threshold_ != before and after.calibration_["strategy"] == "fpr"
+    res = run(
+        "evaluate", model, tables["test"], "--json", "--cost-miss", "10", "--cost-false-alarm", "1"
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert {"roc_auc", "average_precision", "f1", "threshold", "expected_cost"} <= set(out)
+    assert out["roc_auc"] > 0.99 and out["threshold"] == after.threshold_
+
+
+def test_evaluate_table_and_plots(tmp_path, tables, model):
+    res = run("evaluate", model, tables["test"], "--plots", tmp_path / "plots")
+    assert res.exit_code == 0, res.output
+    assert "roc auc" in res.output
+    assert {p.name for p in (tmp_path / "plots").iterdir()} >= {"roc.png", "pr.png", "scores.png"}
+
+
+def test_builtin_dataset_by_name(tmp_path):
+    path = tmp_path / "bc.anomalia"
+    res = run("fit", "breast-cancer", "-d", "gaussian", "--out", path)
+    assert res.exit_code == 0, res.output
+    assert "357 rows" in res.output  # benign rows only
+    res = run("evaluate", path, "breast-cancer", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["roc_auc"] > 0.9
+
+
+def test_demo(tmp_path):
+    res = run("demo", "--out", tmp_path / "demo")
+    assert res.exit_code == 0, res.output
+    for name in ("gaussian", "ocsvm", "iforest"):
+        assert name in res.output
+    assert (tmp_path / "demo" / "roc.png").stat().st_size > 1000
+
+
+def test_listings():
+    assert "breast-cancer" in run("datasets").output
+    out = run("detectors").output
+    assert all(n in out for n in ("gaussian", "ocsvm", "iforest"))
+
+
+# -- bad input: one line on stderr naming the problem, exit 2, nothing written ---------------
+
+
+def _bad_csv(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+BASE = "txn,amount,age,hour,fraud\n1,0.1,0.2,0.3,0\n2,0.2,0.1,0.0,1\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("txn,amount,age,hour,fraud\n1,0.1,,0.3,0\n2,0.2,0.1,0.0,1\n", "NaN"),
+        ("txn,amount,age,hour,fraud\n1,0.1,inf,0.3,0\n2,0.2,0.1,0.0,1\n", "inf"),
+        ("txn,amount,age,hour,fraud\n1,0.1,abc,0.3,0\n2,0.2,0.1,0.0,1\n", "age"),
+        ("txn,amount,hour,fraud\n1,0.1,0.3,0\n2,0.2,0.0,1\n", "age"),
+        ("txn,amount,hour,age,fraud\n1,0.1,0.3,0.2,0\n2,0.2,0.0,0.1,1\n", "order"),
+        ("txn,amount,age,hour,fraud\n", "empty|no rows"),
+    ],
+    ids=["nan", "inf", "text", "missing-column", "column-order", "empty"],
+)
+def test_bad_data_for_scoring(tmp_path, model, content, match):
+    data = _bad_csv(tmp_path, "bad.csv", content)
+    out = tmp_path / "scores.csv"
+    res = run("score", model, data, "--out", out)
+    assert res.exit_code == 2, res.output
+    assert "error:" in res.stderr
+    assert pytest.importorskip("re").search(match, res.stderr, flags=2)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["-d", "nope"], "unknown detector 'nope'"),
+        (["-p", "n_trees=3"], "unknown parameter"),
+        (["-p", "n_estimators"], "key=value"),
+        (["-p", "n_estimators=-3"], "n_estimators"),
+        (["--contamination", "0.9"], "contamination"),
+        (["--label-column", "nope"], "nope"),
+    ],
+)
+def test_bad_fit_options(tmp_path, tables, args, match):
+    out = tmp_path / "m.anomalia"
+    res = run("fit", tables["train"], "--out", out, *args)
+    assert res.exit_code == 2, res.output
+    assert match in res.stderr
+    assert not out.exists()
+
+
+def test_missing_data_file(tmp_path, model):
+    res = run("score", model, tmp_path / "nope.csv", "--out", tmp_path / "s.csv")
+    assert res.exit_code == 2 and "nope.csv" in res.stderr
+
+
+def test_not_a_model(tmp_path, tables):
+    res = run("score", tables["test"], tables["test"], "--out", tmp_path / "s.csv")
+    assert res.exit_code == 2 and "not an anomalia model" in res.stderr
+
+
+def test_calibrate_without_anomalies_keeps_model(tmp_path, tables, model):
+    before = model.read_bytes()
+    dev = pd.read_csv(tables["dev"])
+    dev[dev.fraud == 0].to_csv(tmp_path / "normal_dev.csv", index=False)
+    res = run("calibrate", model, tmp_path / "normal_dev.csv")
+    assert res.exit_code == 2 and "no anomalies" in res.stderr
+    assert model.read_bytes() == before
+
+
+def test_bad_score_suffix(tmp_path, tables, model):
+    res = run("score", model, tables["test"], "--out", tmp_path / "s.xlsx")
+    assert res.exit_code == 2 and ".csv or .parquet" in res.stderr
