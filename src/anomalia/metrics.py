@@ -102,7 +102,9 @@ def check_labels_and_scores(
     return y, check_scores(scores, y.shape[0], name=name)
 
 
-def _check_flags(y_true: ArrayLike, y_flag: ArrayLike) -> tuple[NDArray[np.int64], ...]:
+def _check_flags(
+    y_true: ArrayLike, y_flag: ArrayLike
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     y = check_binary_labels(y_true, name="y_true")
     flag = check_binary_labels(y_flag, name="y_flag")
     if y.size == 0:
@@ -138,7 +140,7 @@ def _check_cost(name: str, value: float) -> float:
 
 
 def roc_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
-    """Area under the ROC curve of anomaly scores.
+    """Compute the area under the ROC curve of anomaly scores.
 
     Parameters
     ----------
@@ -164,7 +166,7 @@ def roc_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
 
 
 def average_precision(y_true: ArrayLike, scores: ArrayLike) -> float:
-    """Average precision (area under the precision-recall curve, step-wise) of anomaly scores.
+    """Compute the average precision (step-wise area under the PR curve) of anomaly scores.
 
     Parameters
     ----------
@@ -190,7 +192,7 @@ def average_precision(y_true: ArrayLike, scores: ArrayLike) -> float:
 
 
 def false_alarm_rate(y_true: ArrayLike, y_flag: ArrayLike) -> float:
-    """Fraction of normal records that are flagged anomalous: ``FP / (FP + TN)``.
+    """Compute the fraction of normal records flagged anomalous: ``FP / (FP + TN)``.
 
     Parameters
     ----------
@@ -220,7 +222,7 @@ def false_alarm_rate(y_true: ArrayLike, y_flag: ArrayLike) -> float:
 def expected_cost(
     y_true: ArrayLike, y_flag: ArrayLike, *, cost_miss: float, cost_false_alarm: float
 ) -> float:
-    """Mean cost per record: ``(cost_miss * FN + cost_false_alarm * FP) / n_samples``.
+    """Compute the mean cost per record: ``(cost_miss * FN + cost_false_alarm * FP) / n_samples``.
 
     Parameters
     ----------
@@ -258,7 +260,7 @@ def evaluate(
     cost_miss: float | None = None,
     cost_false_alarm: float | None = None,
 ) -> dict[str, float | int]:
-    """All evaluation metrics of anomaly scores and of one decision threshold, as a flat dict.
+    """Compute all metrics of anomaly scores and of one decision threshold, as a flat dict.
 
     Parameters
     ----------

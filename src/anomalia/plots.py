@@ -132,7 +132,7 @@ def plot_roc(
     *,
     title: str | None = None,
 ) -> Figure:
-    """ROC curve(s) of anomaly scores, with AUC in the legend and operating points marked.
+    """Plot the ROC curve(s) of anomaly scores, with AUC in the legend and operating points marked.
 
     Parameters
     ----------
@@ -157,7 +157,6 @@ def plot_roc(
     series = _series(scores, thresholds)
     y = check_binary_labels(y_true, name="y_true")
     fig, ax = _new_axes((5.6, 5.2))
-    ax.plot([0, 1], [0, 1], linestyle="--", color=_CHANCE_COLOR, lw=1, label="chance (AUC 0.5)")
     for i, (name, raw, t) in enumerate(series):
         y, s = check_labels_and_scores(y, raw, name=_scores_name(name))
         auc = roc_auc(y, s)
@@ -179,9 +178,10 @@ def plot_roc(
                 zorder=4,
                 label=_point_label(t, "FPR", x_pt, "TPR", y_pt),
             )
+    ax.plot([0, 1], [0, 1], linestyle="--", color=_CHANCE_COLOR, lw=1, label="chance (AUC 0.5)")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_aspect("equal")
+    ax.set_box_aspect(1)
     ax.set_xlabel("false-alarm rate (FPR)")
     ax.set_ylabel("recall (TPR)")
     ax.set_title(title if title is not None else "ROC curve")
@@ -196,7 +196,7 @@ def plot_pr(
     *,
     title: str | None = None,
 ) -> Figure:
-    """Precision-recall curve(s) of anomaly scores, with average precision in the legend.
+    """Plot the precision-recall curve(s) of anomaly scores, with average precision (AP).
 
     Parameters
     ----------
@@ -219,7 +219,8 @@ def plot_pr(
     """
     series = _series(scores, thresholds)
     y = check_binary_labels(y_true, name="y_true")
-    fig, ax = _new_axes((5.6, 5.2))
+    n_entries = 1 + sum(1 + (t is not None) for _, _, t in series)
+    fig, ax = _new_axes((5.6, 4.4 + 0.22 * n_entries))
     for i, (name, raw, t) in enumerate(series):
         y, s = check_labels_and_scores(y, raw, name=_scores_name(name))
         if y.all():
@@ -254,11 +255,11 @@ def plot_pr(
     )
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_aspect("equal")
     ax.set_xlabel("recall (TPR)")
     ax.set_ylabel("precision (PPV)")
     ax.set_title(title if title is not None else "Precision-recall curve")
-    ax.legend(loc="lower left", fontsize="small", framealpha=0.9)
+    # below the axes: a PR curve can run anywhere inside them
+    fig.legend(loc="outside lower center", fontsize="small", frameon=False)
     return fig
 
 
@@ -270,7 +271,7 @@ def plot_score_histogram(
     title: str | None = None,
     log_scale: bool | None = None,
 ) -> Figure:
-    """Overlaid histograms of the anomaly scores of normal and anomalous records.
+    """Plot overlaid histograms of the anomaly scores of normal and anomalous records.
 
     Both classes share the same bins and are normalised to densities, so classes of very
     different sizes remain comparable.
@@ -337,6 +338,7 @@ def plot_score_histogram(
     ax.set_xlabel("anomaly score (log scale)" if log else "anomaly score")
     ax.set_ylabel("density (per decade of score)" if log else "density (per unit of score)")
     ax.set_title(title if title is not None else "Anomaly-score distribution")
+    ax.set_ylim(0.0, ax.get_ylim()[1] * 1.3)  # headroom so the legend hides no bar
     ax.legend(loc="upper right", fontsize="small", framealpha=0.9)
     return fig
 
@@ -372,7 +374,7 @@ def plot_image_grid(
     col_titles: Sequence[str] | None = None,
     cmap: str | Sequence[str] = "gray",
 ) -> Figure:
-    """A grid of images, one row per kind (e.g. originals, reconstructions, error maps).
+    """Draw a grid of images, one row per kind (e.g. originals, reconstructions, error maps).
 
     Parameters
     ----------
@@ -395,8 +397,6 @@ def plot_image_grid(
     matplotlib.figure.Figure
         The grid, about 1.7 inches per image.
     """
-    if isinstance(rows, np.ndarray) and rows.ndim in (3, 4):
-        rows = [rows]
     if len(rows) == 0:
         raise DataError("plot_image_grid needs at least one row of images")
     if isinstance(row_titles, str) or len(row_titles) != len(rows):
@@ -531,7 +531,7 @@ def save_evaluation_plots(
         if len(set(files)) != len(files):
             raise DataError(f"score names give clashing file names: {files}")
         for file, (name, raw, t) in zip(files, series, strict=True):
-            fig = plot_score_histogram(y_true, raw, t, title=titled(f"Anomaly scores: {name}"))
+            fig = plot_score_histogram(y_true, raw, t, title=titled(f"Anomaly scores of {name}"))
             figures.append((file, fig))
     else:
         t = series[0][2]
