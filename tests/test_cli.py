@@ -147,7 +147,7 @@ def test_calibrate_then_evaluate_json(tmp_path, tables, model):
 def test_evaluate_table_and_plots(tmp_path, tables, model):
     res = run("evaluate", model, tables["test"], "--plots", tmp_path / "plots")
     assert res.exit_code == 0, res.output
-    assert "roc auc" in res.output
+    assert "ROC-AUC" in res.output
     assert {p.name for p in (tmp_path / "plots").iterdir()} >= {"roc.png", "pr.png", "scores.png"}
 
 

@@ -248,16 +248,23 @@ def score(
 
 
 def metrics_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """A Rich table of evaluation rows (one per detector)."""
-    table = Table(title=title)
-    cols = ["roc_auc", "average_precision", "precision", "recall", "f1", "false_alarm_rate"]
-    extra = ["expected_cost"] if any("expected_cost" in r for r in rows) else []
+    """A Rich table of evaluation rows (one per detector); counts are in ``--json``."""
+    cols = {
+        "roc_auc": "ROC-AUC",
+        "average_precision": "AP",
+        "precision": "prec",
+        "recall": "recall",
+        "f1": "F1",
+        "false_alarm_rate": "FAR",
+    }
+    if any("expected_cost" in r for r in rows):
+        cols["expected_cost"] = "cost/row"
+    table = Table(title=title, caption="FAR: false-alarm rate, the share of normal rows flagged")
     table.add_column("detector")
-    for c in [*cols, *extra, "threshold", "tp", "fp", "tn", "fn"]:
-        table.add_column(c.replace("_", " "), justify="right")
+    for header in [*cols.values(), "threshold"]:
+        table.add_column(header, justify="right")
     for r in rows:
-        cells = [f"{r[c]:.3f}" for c in cols + extra]
-        cells += [f"{r['threshold']:.4g}", *(str(r[k]) for k in ("tp", "fp", "tn", "fn"))]
+        cells = [f"{r[c]:.3f}" for c in cols] + [f"{r['threshold']:.4g}"]
         table.add_row(str(r.get("detector", "")), *cells)
     return table
 
