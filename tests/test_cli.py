@@ -250,3 +250,53 @@ def test_calibrate_without_anomalies_keeps_model(tmp_path, tables, model):
 def test_bad_score_suffix(tmp_path, tables, model):
     res = run("score", model, tables["test"], "--out", tmp_path / "s.xlsx")
     assert res.exit_code == 2 and ".csv or .parquet" in res.stderr
+
+
+def test_onehot_ignore_and_anomaly_value(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 120
+    df = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "proto": rng.choice(["tcp", "udp"], n),
+            "bytes": rng.normal(size=n),
+            "note": ["free text"] * n,
+            "label": ["ok"] * 100 + ["attack"] * 20,
+        }
+    )
+    df.loc[100:, "bytes"] += 8
+    df.to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.anomalia"
+    common = [
+        "--label-column",
+        "label",
+        "--normal-value",
+        "ok",
+        "--id-column",
+        "id",
+        "--ignore-column",
+        "note",
+    ]
+    res = run(
+        "fit",
+        tmp_path / "t.csv",
+        "-d",
+        "gaussian",
+        "--categorical",
+        "onehot",
+        "--out",
+        model,
+        *common,
+    )
+    assert res.exit_code == 0, res.output
+    assert sorted(anomalia.load(model).feature_names_in_) == ["bytes", "proto=tcp", "proto=udp"]
+    # later commands reuse the saved options; new data may hold an unseen category
+    df.loc[0, "proto"] = "icmp"
+    df.to_csv(tmp_path / "new.csv", index=False)
+    res = run("evaluate", model, tmp_path / "new.csv", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["roc_auc"] > 0.95
+    # without --categorical onehot the text column is named in the error
+    res = run("fit", tmp_path / "t.csv", "--out", tmp_path / "x", *common)
+    assert res.exit_code == 2
+    assert "proto" in res.stderr
