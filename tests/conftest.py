@@ -14,6 +14,20 @@ FAST_PARAMS: dict[str, dict] = {
     "gaussian": {},
     "ocsvm": {},
     "iforest": {"n_estimators": 25, "random_state": 0},
+    **{
+        name: {"hidden": (8,), "epochs": 3, "batch_size": 16, "random_state": 0}
+        for name in ("ae", "dae", "vae")
+    },
+    "vqvae": {
+        "hidden": (8,),
+        "n_codes": 8,
+        "code_dim": 2,
+        "n_latents": 2,
+        "epochs": 3,
+        "batch_size": 16,
+        "random_state": 0,
+    },
+    "conv-ae": {"channels": (4, 8), "epochs": 2, "batch_size": 16, "random_state": 0},
 }
 
 

@@ -8,39 +8,75 @@ from typing import Any
 
 from .errors import AnomaliaError
 
-# name -> ("module:Class", one-line description for users)
-_REGISTRY: dict[str, tuple[str, str]] = {
+# name -> ("module:Class", one-line description for users, preset parameters)
+_REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
     "gaussian": (
         "anomalia.detectors.classical:GaussianDetector",
         "multivariate Gaussian (max. likelihood); score = negative log-density. Few, "
         "roughly elliptical features; fast and explainable.",
+        {},
     ),
     "ocsvm": (
         "anomalia.detectors.classical:OCSVMDetector",
         "one-class SVM with an RBF kernel on standardised features. Small/medium tables with "
         "curved normal regions.",
+        {},
     ),
     "iforest": (
         "anomalia.detectors.classical:IForestDetector",
         "isolation forest. Large tables, mixed scales, irrelevant features; a strong first choice.",
+        {},
+    ),
+    "ae": (
+        "anomalia.detectors.autoencoder:AEDetector",
+        "dense auto-encoder (PyTorch); score = reconstruction error. Tables with non-linear "
+        "structure; its bottleneck is also a learned representation.",
+        {},
+    ),
+    "dae": (
+        "anomalia.detectors.autoencoder:AEDetector",
+        "denoising auto-encoder: inputs corrupted by noise in training, clean target. Noisy "
+        "tables; learns more robust features than a plain AE.",
+        {"noise": 0.2},
+    ),
+    "conv-ae": (
+        "anomalia.detectors.autoencoder:AEDetector",
+        "convolutional auto-encoder for images ((n, H, W) arrays, image folders, or flat "
+        "rows with image_shape); score = pixel reconstruction error.",
+        {"architecture": "conv"},
+    ),
+    "vae": (
+        "anomalia.detectors.autoencoder:VAEDetector",
+        "variational auto-encoder (dense or conv); score = negative ELBO. Also a generator "
+        "(sample) and a smooth latent space.",
+        {},
+    ),
+    "vqvae": (
+        "anomalia.detectors.autoencoder:VQVAEDetector",
+        "VQ-VAE: discrete codebook bottleneck (dense or conv); score = reconstruction error, "
+        "optionally plus code rarity. Gives discrete codes per row.",
+        {},
     ),
 }
 
 
-def register(name: str, target: str, description: str) -> None:
-    """Register a detector class under ``name`` (``target`` is ``"module:Class"``)."""
-    _REGISTRY[name] = (target, description)
+def register(name: str, target: str, description: str, **preset: Any) -> None:
+    """Register a detector class under ``name`` (``target`` is ``"module:Class"``).
+
+    ``preset`` parameters are applied by :func:`make_detector` before the user's own.
+    """
+    _REGISTRY[name] = (target, description, preset)
 
 
 def available_detectors() -> dict[str, str]:
     """Names of all detectors, each with a one-line description of when to use it."""
-    return {name: desc for name, (_, desc) in _REGISTRY.items()}
+    return {name: desc for name, (_, desc, _) in _REGISTRY.items()}
 
 
 def detector_class(name: str) -> type:
     """The class registered under ``name``; :class:`AnomaliaError` for an unknown name."""
     try:
-        target, _ = _REGISTRY[name]
+        target, _, _ = _REGISTRY[name]
     except KeyError:
         raise AnomaliaError(
             f"unknown detector {name!r}; available: {', '.join(_REGISTRY)}"
@@ -74,4 +110,4 @@ def make_detector(name: str, **params: Any) -> Any:
             f"unknown parameter(s) {', '.join(unknown)} for detector {name!r}; "
             f"valid: {', '.join(valid)}"
         )
-    return cls(**params)
+    return cls(**{**_REGISTRY[name][2], **params})

@@ -1,0 +1,621 @@
+"""Auto-encoder detectors: ``ae`` (``dae``, ``conv-ae``), ``vae`` and ``vqvae``.
+
+An auto-encoder is trained to reconstruct normal data through a narrow bottleneck; a record it
+reconstructs badly is anomalous. The networks live in :mod:`anomalia.models` and are trained by
+:func:`anomalia.training.train`; this module adds the scikit-learn contract around them:
+input validation and scaling (saved with the model), seeding, batched scoring under
+``torch.inference_mode`` and persistence of the weights.
+
+Tables are 2-D arrays (n_samples, n_features) and use dense networks. Images are
+(n, H, W) or (n, C, H, W) arrays, or flat rows with ``image_shape`` set, and use convolutional
+networks (``architecture="auto"`` picks by the input).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from .. import models
+from .._utils.validation import check_fraction, check_int, check_option
+from ..base import BaseDetector
+from ..errors import DataError
+from ..training import TrainConfig, train
+
+#: Rows per scoring batch: large batches keep the CPU busy with few Python calls.
+SCORE_BATCH = 65536
+
+
+def auto_bottleneck(n_features: int) -> int:
+    """Default code size for tables: about a quarter of the features, between 2 and 32."""
+    return int(np.clip(math.ceil(n_features / 4), 2, 32))
+
+
+def _seed_from(random_state: Any) -> int:
+    """A 31-bit seed from ``random_state``, never touching numpy's global generator."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state) % (2**31)
+    return int(check_random_state(random_state).randint(2**31 - 1))
+
+
+class _AutoEncoderBase(TransformerMixin, BaseDetector):
+    """Shared machinery of the auto-encoder detectors (not registered itself).
+
+    They are transformers too: ``transform`` gives the bottleneck codes (dimension reduction).
+    """
+
+    # -- hooks for the three families ----------------------------------------------------
+    def _build_module(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _model_score(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return self.module_.score(x)
+
+    # -- parameters ------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        check_option("architecture", self.architecture, ("auto", "dense", "conv"))
+        if getattr(self, "bottleneck", "auto") != "auto":
+            check_int("bottleneck", self.bottleneck)
+        check_int("epochs", self.epochs)
+        check_int("batch_size", self.batch_size, minimum=2)
+        check_fraction("lr", self.lr, low=0.0, high=np.inf)
+        check_fraction(
+            "dropout", self.dropout, low=0.0, high=1.0, low_inclusive=True, high_inclusive=False
+        )
+        if self.image_shape is not None:
+            shape = tuple(self.image_shape)
+            if len(shape) not in (2, 3) or not all(isinstance(s, int) and s > 0 for s in shape):
+                raise ValueError(f"image_shape must be (H, W) or (C, H, W), got {shape!r}")
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            validation_fraction=self.validation_fraction,
+            patience=self.patience,
+            noise=self.noise,
+            noise_kind=self.noise_kind,
+            robust=self.robust,
+            robust_fraction=self.robust_fraction,
+            warmup_epochs=self.warmup_epochs,
+            seed=self.seed_,
+            verbose=self.verbose,
+        )
+
+    # -- input -----------------------------------------------------------------------------
+    def _validate(self, X: ArrayLike, *, reset: bool) -> NDArray[np.float64]:
+        min_rows = 2 if reset else 1
+        if not hasattr(X, "shape"):  # lists and other array-likes
+            X = np.asarray(X)
+        if hasattr(X, "iloc") or len(X.shape) <= 2:
+            X2 = validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=min_rows)
+            if reset:
+                self.image_shape_ = self._image_shape_for_table(X2.shape[1])
+            return X2 if self.image_shape_ is None else X2.reshape(-1, *self.image_shape_)
+        arr = check_array(
+            X, allow_nd=True, dtype=np.float64, ensure_min_samples=min_rows, input_name="X"
+        )
+        if arr.ndim == 3:
+            arr = arr[:, None]
+        if arr.ndim != 4:
+            raise DataError(f"images must be (n, H, W) or (n, C, H, W); got shape {arr.shape}")
+        if reset:
+            if self.architecture == "dense":
+                raise DataError("architecture='dense' needs 2-D tables; got images")
+            self.image_shape_ = tuple(int(s) for s in arr.shape[1:])
+            self.n_features_in_ = int(np.prod(self.image_shape_))
+        elif self.image_shape_ is None:
+            raise DataError(
+                f"this model was trained on tables of {self.n_features_in_} "
+                f"features; got images of shape {arr.shape[1:]}"
+            )
+        elif tuple(arr.shape[1:]) != tuple(self.image_shape_):
+            raise DataError(
+                f"images have shape {tuple(arr.shape[1:])} (C, H, W) but the model "
+                f"was trained on {tuple(self.image_shape_)}"
+            )
+        return arr
+
+    def _image_shape_for_table(self, n_features: int) -> tuple[int, ...] | None:
+        if self.image_shape is not None:
+            shape = tuple(self.image_shape)
+            shape = (1, *shape) if len(shape) == 2 else shape
+            if int(np.prod(shape)) != n_features:
+                raise DataError(
+                    f"image_shape {tuple(self.image_shape)} holds "
+                    f"{int(np.prod(shape))} values, but rows have {n_features}"
+                )
+            return shape
+        if self.architecture != "conv":
+            return None
+        side = math.isqrt(n_features)
+        # square rows are read as square images; other rows as 1 x n strips (a 1-D signal)
+        return (1, side, side) if side * side == n_features else (1, 1, n_features)
+
+    def _fit_scaling(self, X: NDArray[np.float64]) -> None:
+        if self.image_shape_ is not None:  # one scale for all pixels, e.g. 0..255 -> 0..1
+            lo, hi = float(X.min()), float(X.max())
+            self.input_shift_ = np.array([lo] if self.standardize else [0.0])
+            self.input_scale_ = np.array([hi - lo if self.standardize and hi > lo else 1.0])
+        elif self.standardize:
+            self.input_shift_ = X.mean(axis=0)
+            std = X.std(axis=0)
+            self.input_scale_ = np.where(
+                std > 1e-12 * np.maximum(1, np.abs(self.input_shift_)), std, 1.0
+            )
+        else:
+            self.input_shift_ = np.zeros(X.shape[1])
+            self.input_scale_ = np.ones(X.shape[1])
+
+    def _tensor(self, X: NDArray[np.float64]) -> torch.Tensor:
+        # per-feature (tables) or one scalar (images) scaling: both broadcast as they are
+        Z = (X - self.input_shift_) / self.input_scale_
+        return torch.from_numpy(Z.astype(np.float32, copy=False))
+
+    def _untensor(self, t: torch.Tensor, like_ndim: int) -> NDArray[np.float64]:
+        arr = t.double().numpy()
+        if self.image_shape_ is not None:
+            arr = arr * self.input_scale_[0] + self.input_shift_[0]
+            return arr.reshape(len(arr), -1) if like_ndim == 2 else arr
+        return arr * self.input_scale_ + self.input_shift_
+
+    # -- fit and score ---------------------------------------------------------------------
+    def _fit(self, X: NDArray[np.float64]) -> None:
+        self.seed_ = _seed_from(self.random_state)
+        self.architecture_ = "conv" if self.image_shape_ is not None else "dense"
+        bottleneck = getattr(self, "bottleneck", "auto")  # the VQ-VAE sizes its codes itself
+        self.bottleneck_ = auto_bottleneck(X.shape[1]) if bottleneck == "auto" else int(bottleneck)
+        self._fit_scaling(X)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed_)
+            self.module_ = self._build_module()
+        self.history_ = train(self.module_, self._tensor(X), self._train_config())
+        self.n_epochs_ = len(self.history_["train_loss"])
+
+    def _batched(self, X: NDArray[np.float64], fn: Any) -> torch.Tensor:
+        with torch.inference_mode():
+            t = self._tensor(X)
+            return torch.cat([fn(chunk) for chunk in t.split(SCORE_BATCH)])
+
+    def _anomaly_score(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        gen = torch.Generator().manual_seed(self.seed_)  # repeatable Monte-Carlo scores
+        return self._batched(X, lambda x: self._model_score(x, gen)).double().numpy()
+
+    def _restore_module(self, attribute: str, state: dict[str, Any]) -> torch.nn.Module:
+        module = self._build_module()
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+        return module.eval()
+
+    # -- beyond the contract -----------------------------------------------------------------
+    def _checked(self, X: ArrayLike) -> tuple[NDArray[np.float64], int]:
+        check_is_fitted(self)
+        ndim = 2 if hasattr(X, "iloc") else np.asarray(X).ndim
+        return self._validate(X, reset=False), ndim
+
+    def transform(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Bottleneck codes of each row, shape (n_samples, code size)."""
+        Xv, _ = self._checked(X)
+        codes = self._batched(Xv, self._encode)
+        return codes.reshape(len(codes), -1).double().numpy()
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module_.encode(x)
+
+    def reconstruct(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Reconstructions in the original units and shape of ``X``."""
+        Xv, ndim = self._checked(X)
+        return self._untensor(self._batched(Xv, self.module_), ndim)
+
+    def feature_errors(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Squared reconstruction error per feature (per pixel for images), in scaled units.
+
+        Features are standardised (images scaled to [0, 1]) first, so errors of different
+        features compare: the largest say *why* a row is anomalous.
+        """
+        Xv, ndim = self._checked(X)
+        err = self._batched(Xv, self.module_.feature_errors).double().numpy()
+        return err.reshape(len(err), -1) if ndim == 2 else err
+
+
+def _common_init(self: Any, **params: Any) -> None:
+    for key, value in params.items():
+        setattr(self, key, value)
+
+
+class AEDetector(_AutoEncoderBase):
+    """Auto-encoder; anomaly score = mean squared reconstruction error of the scaled input.
+
+    Dense for tables, convolutional for images (``architecture="auto"`` picks by the input).
+    ``noise > 0`` makes it a denoising auto-encoder: inputs are corrupted during training
+    (Gaussian noise, masking or swap noise) while the target stays clean; registered as
+    ``dae`` with ``noise=0.2``. ``conv-ae`` is this class with ``architecture="conv"``.
+
+    Parameters
+    ----------
+    hidden : tuple of int, default=(64, 32)
+        Widths of the dense encoder's hidden layers (the decoder mirrors them).
+    channels : tuple of int, default=(32, 64)
+        Channels of the convolutional encoder's stride-2 blocks (images only).
+    bottleneck : int or "auto", default="auto"
+        Code size. ``"auto"``: ceil(n_features / 4) clipped to [2, 32] for tables, 16 for images.
+    activation : str, default="relu"
+        Hidden activation: relu, leaky_relu, elu, gelu, tanh, sigmoid or silu.
+    dropout : float in [0, 1), default=0.0
+        Dropout after each hidden layer of the dense network.
+    noise : float, default=0.0
+        Input corruption during training: std of the Gaussian noise in standardised units,
+        or the share of entries masked/swapped.
+    noise_kind : {"gaussian", "mask", "swap"}, default="gaussian"
+        Kind of corruption.
+    lr : float, default=1e-3
+        AdamW learning rate.
+    weight_decay : float, default=1e-5
+        AdamW weight decay.
+    epochs : int, default=100
+        Maximum training epochs (early stopping usually ends sooner).
+    batch_size : int, default=256
+        Rows per training step.
+    validation_fraction : float in [0, 1), default=0.1
+        Share of training rows held out for early stopping (0 disables it).
+    patience : int or None, default=10
+        Epochs without a better validation loss before stopping; best weights are restored.
+    robust : bool, default=False
+        For polluted training data: after ``warmup_epochs``, each epoch ignores the
+        ``robust_fraction`` of training rows with the largest reconstruction error, so
+        anomalies mixed into the training set are not learned. Use it when training labels
+        are unknown and anomalies may hide in the training data.
+    robust_fraction : float in (0, 0.5), default=0.05
+        Share of rows ignored per epoch in robust mode (set it to the expected pollution).
+    warmup_epochs : int, default=5
+        Epochs on all rows before robust mode starts.
+    standardize : bool, default=True
+        Standardise table features (images: scale pixels to [0, 1]) with statistics of the
+        training data, saved with the model.
+    architecture : {"auto", "dense", "conv"}, default="auto"
+        Network kind; ``"auto"`` uses conv for images, dense for tables.
+    image_shape : tuple of int or None, default=None
+        (H, W) or (C, H, W) to read flat rows as images (e.g. (8, 8) for digits).
+    contamination : float in (0, 0.5] or None, default=None
+        See :class:`anomalia.base.BaseDetector`.
+    random_state : int or None, default=None
+        Seed for weights, shuffling, validation split and noise; results repeat on CPU.
+    verbose : bool, default=False
+        Show a progress bar with the epoch and train/validation loss.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained network (eval mode).
+    history_ : dict of list of float
+        Per-epoch ``train_loss``, ``val_loss``, ``epoch_seconds``.
+    threshold_ : float
+        Anomaly-score threshold.
+    input_shift_, input_scale_ : ndarray
+        Input scaling fitted on the training data.
+    image_shape_ : tuple or None
+        (C, H, W) of the training images, None for tables.
+    bottleneck_ : int
+        The code size used.
+    n_features_in_ : int
+        Number of features (values per image) seen during fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anomalia.detectors.autoencoder import AEDetector
+    >>> X = np.random.default_rng(0).normal(size=(300, 4))
+    >>> det = AEDetector(epochs=5, random_state=0).fit(X)
+    >>> det.anomaly_score([[0, 0, 0, 0], [9, -9, 9, -9]]).argmax()
+    np.int64(1)
+    """
+
+    name = "ae"
+
+    def __init__(
+        self,
+        *,
+        hidden: tuple[int, ...] = (64, 32),
+        channels: tuple[int, ...] = (32, 64),
+        bottleneck: int | str = "auto",
+        activation: str = "relu",
+        dropout: float = 0.0,
+        noise: float = 0.0,
+        noise_kind: str = "gaussian",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        epochs: int = 100,
+        batch_size: int = 256,
+        validation_fraction: float = 0.1,
+        patience: int | None = 10,
+        robust: bool = False,
+        robust_fraction: float = 0.05,
+        warmup_epochs: int = 5,
+        standardize: bool = True,
+        architecture: str = "auto",
+        image_shape: tuple[int, ...] | None = None,
+        contamination: float | None = None,
+        random_state: int | None = None,
+        verbose: bool = False,
+    ) -> None:
+        _common_init(self, **{k: v for k, v in locals().items() if k != "self"})
+
+    def _build_module(self) -> torch.nn.Module:
+        if self.architecture_ == "conv":
+            c, h, w = self.image_shape_
+            code = 16 if self.bottleneck == "auto" else self.bottleneck_
+            return models.ConvAE(
+                c, h, w, channels=self.channels, bottleneck=code, activation=self.activation
+            )
+        return models.DenseAE(
+            self.n_features_in_,
+            hidden=self.hidden,
+            bottleneck=self.bottleneck_,
+            activation=self.activation,
+            dropout=self.dropout,
+        )
+
+
+class VAEDetector(_AutoEncoderBase):
+    """Variational auto-encoder; anomaly score = negative ELBO or Monte-Carlo reconstruction.
+
+    A Gaussian encoder q(z|x) = N(mu, sigma^2), the reparameterisation trick, a unit-variance
+    Gaussian decoder and a KL term to N(0, I) weighted by ``beta``. Scores are repeatable:
+    ``score_method="elbo"`` uses z = mu (deterministic); ``score_method="mc"`` averages the negative
+    log-likelihood over ``n_mc_samples`` draws from a generator seeded by the model, so two
+    calls on the same input give identical scores. :meth:`sample` draws new data.
+
+    Parameters
+    ----------
+    beta : float, default=1.0
+        Weight of the KL term (beta-VAE); larger values give smoother, more regular codes.
+    score_method : {"elbo", "mc"}, default="elbo"
+        Anomaly score: negative ELBO at the posterior mean, or Monte-Carlo reconstruction
+        probability (negative mean log-likelihood over posterior draws).
+    n_mc_samples : int, default=10
+        Posterior draws for ``score_method="mc"``.
+    hidden, channels, bottleneck, activation, dropout, noise, noise_kind, lr, weight_decay,
+    epochs, batch_size, validation_fraction, patience, robust, robust_fraction, warmup_epochs,
+    standardize, architecture, image_shape, contamination, random_state, verbose
+        As in :class:`AEDetector`.
+
+    Attributes
+    ----------
+    module_, history_, threshold_, input_shift_, input_scale_, image_shape_, bottleneck_,
+    n_features_in_
+        As in :class:`AEDetector`.
+    """
+
+    name = "vae"
+
+    def __init__(
+        self,
+        *,
+        hidden: tuple[int, ...] = (64, 32),
+        channels: tuple[int, ...] = (32, 64),
+        bottleneck: int | str = "auto",
+        activation: str = "relu",
+        dropout: float = 0.0,
+        beta: float = 1.0,
+        score_method: str = "elbo",
+        n_mc_samples: int = 10,
+        noise: float = 0.0,
+        noise_kind: str = "gaussian",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        epochs: int = 100,
+        batch_size: int = 256,
+        validation_fraction: float = 0.1,
+        patience: int | None = 10,
+        robust: bool = False,
+        robust_fraction: float = 0.05,
+        warmup_epochs: int = 5,
+        standardize: bool = True,
+        architecture: str = "auto",
+        image_shape: tuple[int, ...] | None = None,
+        contamination: float | None = None,
+        random_state: int | None = None,
+        verbose: bool = False,
+    ) -> None:
+        _common_init(self, **{k: v for k, v in locals().items() if k != "self"})
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_option("score_method", self.score_method, ("elbo", "mc"))
+        check_int("n_mc_samples", self.n_mc_samples)
+        check_fraction("beta", self.beta, low=0.0, high=np.inf, low_inclusive=True)
+
+    def _build_module(self) -> torch.nn.Module:
+        if self.architecture_ == "conv":
+            c, h, w = self.image_shape_
+            code = 16 if self.bottleneck == "auto" else self.bottleneck_
+            return models.ConvVAE(
+                c,
+                h,
+                w,
+                channels=self.channels,
+                bottleneck=code,
+                activation=self.activation,
+                beta=self.beta,
+            )
+        return models.DenseVAE(
+            self.n_features_in_,
+            hidden=self.hidden,
+            bottleneck=self.bottleneck_,
+            activation=self.activation,
+            dropout=self.dropout,
+            beta=self.beta,
+        )
+
+    def _model_score(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return self.module_.score(
+            x, method=self.score_method, n_samples=self.n_mc_samples, generator=generator
+        )
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module_.encode(x)[0]  # the posterior mean
+
+    def sample(self, n_samples: int = 1, random_state: int | None = None) -> NDArray[np.float64]:
+        """Draw ``n_samples`` new records (or images) from the decoder, in original units.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+        random_state : int or None, default=None
+            Seed of the prior draws.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features) or (n_samples, C, H, W)
+        """
+        check_is_fitted(self)
+        n = check_int("n_samples", n_samples)
+        gen = torch.Generator().manual_seed(_seed_from(random_state))
+        with torch.inference_mode():
+            out = self.module_.sample(n, generator=gen)
+        return self._untensor(out, 4 if self.image_shape_ is not None else 2)
+
+
+class VQVAEDetector(_AutoEncoderBase):
+    """VQ-VAE: a discrete codebook bottleneck; anomaly score = reconstruction error.
+
+    The encoder's output vectors are replaced by their nearest codebook entries (gradients
+    pass straight through); the codebook follows the encoder by exponential moving averages,
+    and codes unused for a while are restarted on encoder outputs so the whole codebook is
+    used. With ``score_method="recon+rarity"`` the score adds ``rarity_weight`` times the mean
+    surprise ``-log p(code)`` of the row's codes under their training frequencies.
+
+    Parameters
+    ----------
+    n_codes : int, default=64
+        Codebook size.
+    code_dim : int, default=8
+        Dimension of each code vector.
+    n_latents : int, default=4
+        Code vectors per table row (images: one per cell of the final feature map).
+    commitment : float, default=0.25
+        Weight of the commitment loss pulling encoder outputs to their codes.
+    decay : float, default=0.99
+        EMA decay of the codebook updates.
+    score_method : {"recon", "recon+rarity"}, default="recon"
+        Anomaly score.
+    rarity_weight : float, default=0.1
+        Weight of the code-rarity term with ``score_method="recon+rarity"``.
+    hidden, channels, activation, dropout, noise, noise_kind, lr, weight_decay, epochs,
+    batch_size, validation_fraction, patience, robust, robust_fraction, warmup_epochs,
+    standardize, architecture, image_shape, contamination, random_state, verbose
+        As in :class:`AEDetector`.
+
+    Attributes
+    ----------
+    code_log_prob_ : ndarray of shape (n_codes,)
+        Log-frequency of each code on the training data (smoothed).
+    perplexity_ : float
+        Codebook perplexity on the training data (effective number of codes used).
+    module_, history_, threshold_, input_shift_, input_scale_, image_shape_, n_features_in_
+        As in :class:`AEDetector`.
+    """
+
+    name = "vqvae"
+
+    def __init__(
+        self,
+        *,
+        n_codes: int = 64,
+        code_dim: int = 8,
+        n_latents: int = 4,
+        commitment: float = 0.25,
+        decay: float = 0.99,
+        score_method: str = "recon",
+        rarity_weight: float = 0.1,
+        hidden: tuple[int, ...] = (64, 32),
+        channels: tuple[int, ...] = (32, 64),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        noise: float = 0.0,
+        noise_kind: str = "gaussian",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        epochs: int = 100,
+        batch_size: int = 256,
+        validation_fraction: float = 0.1,
+        patience: int | None = 10,
+        robust: bool = False,
+        robust_fraction: float = 0.05,
+        warmup_epochs: int = 5,
+        standardize: bool = True,
+        architecture: str = "auto",
+        image_shape: tuple[int, ...] | None = None,
+        contamination: float | None = None,
+        random_state: int | None = None,
+        verbose: bool = False,
+    ) -> None:
+        _common_init(self, **{k: v for k, v in locals().items() if k != "self"})
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_int("n_codes", self.n_codes, minimum=2)
+        check_int("code_dim", self.code_dim)
+        check_int("n_latents", self.n_latents)
+        check_option("score_method", self.score_method, ("recon", "recon+rarity"))
+
+    def _build_module(self) -> torch.nn.Module:
+        if self.architecture_ == "conv":
+            c, h, w = self.image_shape_
+            return models.ConvVQVAE(
+                c,
+                h,
+                w,
+                channels=self.channels,
+                n_codes=self.n_codes,
+                code_dim=self.code_dim,
+                commitment=self.commitment,
+                decay=self.decay,
+                activation=self.activation,
+            )
+        return models.DenseVQVAE(
+            self.n_features_in_,
+            hidden=self.hidden,
+            n_latents=self.n_latents,
+            n_codes=self.n_codes,
+            code_dim=self.code_dim,
+            commitment=self.commitment,
+            decay=self.decay,
+            activation=self.activation,
+            dropout=self.dropout,
+        )
+
+    def _fit(self, X: NDArray[np.float64]) -> None:
+        super()._fit(X)
+        codes = self._batched(X, self.module_.codes).reshape(-1)
+        counts = torch.bincount(codes, minlength=self.n_codes).double().numpy()
+        self.code_log_prob_ = np.log((counts + 1.0) / (counts.sum() + self.n_codes))
+        self.perplexity_ = float(self.module_.quantizer.perplexity(codes))
+
+    def _model_score(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        recon = self.module_.score(x)
+        if self.score_method == "recon":
+            return recon
+        surprise = -torch.from_numpy(self.code_log_prob_).to(recon.dtype)[self.module_.codes(x)]
+        return recon + self.rarity_weight * surprise.reshape(len(x), -1).mean(dim=1)
+
+    def codes(self, X: ArrayLike) -> NDArray[np.int64]:
+        """Code indices of each row, shape (n_samples, number of code vectors per row)."""
+        Xv, _ = self._checked(X)
+        codes = self._batched(Xv, self.module_.codes)
+        return codes.reshape(len(codes), -1).numpy().astype(np.int64)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module_.quantizer.lookup(self.module_.codes(x))

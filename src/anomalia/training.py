@@ -1,0 +1,397 @@
+"""The one training loop for every auto-encoder in :mod:`anomalia.models`.
+
+:func:`train` works with any ``nn.Module`` that provides
+
+- ``loss(x, target=..., weight=..., generator=...) -> Tensor``, a scalar to minimise;
+- ``per_sample_loss(x) -> Tensor`` of shape ``(n,)``, used for validation and robust mode.
+
+It contains no model-specific code. Randomness comes from a local ``torch.Generator``
+seeded with :attr:`TrainConfig.seed`; the global RNG (which only dropout uses) is forked,
+seeded from it and restored, so ``train`` leaves the caller's RNG state untouched and the
+same seed gives bitwise-identical weights on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["NOISE_KINDS", "TrainConfig", "batched_per_sample_loss", "train"]
+
+logger = logging.getLogger(__name__)
+
+NOISE_KINDS: tuple[str, ...] = ("gaussian", "mask", "swap")
+"""Accepted values of :attr:`TrainConfig.noise_kind`."""
+
+_SCORE_ELEMENTS = 1 << 22
+"""Inference batches hold about this many input entries (at least ``batch_size`` rows)."""
+
+_FUSED_DEVICES = ("cpu", "cuda")
+"""Devices where AdamW uses its fused kernel."""
+
+Callback = Callable[[int, dict[str, float]], None]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of :func:`train`; validated on creation.
+
+    Parameters
+    ----------
+    epochs : int, default=100
+        Maximum number of passes over the training rows.
+    batch_size : int, default=256
+        Rows per optimisation step (at least 2). A final batch of one row is dropped.
+    lr : float, default=1e-3
+        AdamW learning rate.
+    weight_decay : float, default=0.0
+        AdamW (decoupled) weight decay.
+    validation_fraction : float, default=0.1
+        Share of rows held out for the validation loss, in ``[0, 1)``. ``0`` disables
+        validation and early stopping; so does a split that would leave no validation row
+        or fewer than 2 training rows.
+    patience : int or None, default=10
+        Stop after this many epochs without a lower validation loss, and restore the
+        weights (and buffers) of the best epoch. ``None`` trains all ``epochs`` and keeps
+        the last weights.
+    grad_clip : float or None, default=5.0
+        Maximum global gradient norm; ``None`` disables clipping.
+    noise : float, default=0.0
+        Corruption of the inputs for denoising training (the target stays clean): the
+        standard deviation for ``"gaussian"``, the share of entries for ``"mask"`` and
+        ``"swap"`` (then in ``[0, 1)``).
+    noise_kind : {"gaussian", "mask", "swap"}, default="gaussian"
+        ``"gaussian"`` adds N(0, noise^2); ``"mask"`` zeroes entries; ``"swap"`` replaces
+        entries by the same feature (entry) of another random row of the batch.
+    robust : bool, default=False
+        After ``warmup_epochs``, at the start of each epoch give weight 0 to the
+        ``robust_fraction`` of training rows with the largest per-sample loss.
+    robust_fraction : float, default=0.05
+        Share of rows left out in robust mode, in ``(0, 0.5)``.
+    warmup_epochs : int, default=5
+        Epochs trained on all rows before robust mode starts.
+    seed : int, default=0
+        Seed of the local generator (shuffling, split, noise, sampling, dropout).
+    verbose : bool, default=False
+        Show a transient Rich progress bar with the losses.
+
+    Raises
+    ------
+    ValueError
+        On any option out of range.
+    """
+
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    validation_fraction: float = 0.1
+    patience: int | None = 10
+    grad_clip: float | None = 5.0
+    noise: float = 0.0
+    noise_kind: str = "gaussian"
+    robust: bool = False
+    robust_fraction: float = 0.05
+    warmup_epochs: int = 5
+    seed: int = 0
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        """Check every option and raise ValueError naming the first bad one."""
+        checks: list[tuple[str, bool, str]] = [
+            ("epochs", _is_int(self.epochs) and self.epochs >= 1, "an int >= 1"),
+            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 2, "an int >= 2"),
+            ("lr", _is_real(self.lr) and self.lr > 0, "a number > 0"),
+            ("weight_decay", _is_real(self.weight_decay) and self.weight_decay >= 0, ">= 0"),
+            (
+                "validation_fraction",
+                _is_real(self.validation_fraction) and 0 <= self.validation_fraction < 1,
+                "in [0, 1)",
+            ),
+            (
+                "patience",
+                self.patience is None or (_is_int(self.patience) and self.patience >= 1),
+                "None or an int >= 1",
+            ),
+            (
+                "grad_clip",
+                self.grad_clip is None or (_is_real(self.grad_clip) and self.grad_clip > 0),
+                "None or a number > 0",
+            ),
+            ("noise_kind", self.noise_kind in NOISE_KINDS, f"one of {NOISE_KINDS}"),
+            (
+                "noise",
+                _is_real(self.noise)
+                and self.noise >= 0
+                and (self.noise_kind == "gaussian" or self.noise < 1),
+                "a number >= 0 (and < 1 for 'mask' and 'swap')",
+            ),
+            ("robust", isinstance(self.robust, bool), "a bool"),
+            (
+                "robust_fraction",
+                _is_real(self.robust_fraction) and 0 < self.robust_fraction < 0.5,
+                "in (0, 0.5)",
+            ),
+            ("warmup_epochs", _is_int(self.warmup_epochs) and self.warmup_epochs >= 0, ">= 0"),
+            ("seed", _is_int(self.seed) and 0 <= self.seed < 2**63, "an int in [0, 2**63)"),
+            ("verbose", isinstance(self.verbose, bool), "a bool"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+
+
+def _chunk_rows(X: Tensor, batch_size: int) -> int:
+    """Rows per inference batch: about ``_SCORE_ELEMENTS`` entries, at least ``batch_size``."""
+    return max(batch_size, _SCORE_ELEMENTS // max(1, X[0].numel()))
+
+
+def batched_per_sample_loss(module: nn.Module, X: Tensor, batch_rows: int = 65536) -> Tensor:
+    """Return ``module.per_sample_loss`` of every row of ``X``, in eval mode and big batches.
+
+    Runs under ``torch.inference_mode`` and restores the module's train/eval mode.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A model with ``per_sample_loss(x) -> (n,)``.
+    X : Tensor of shape (n, ...)
+        Rows to evaluate, on the module's device.
+    batch_rows : int, default=65536
+        Rows per forward pass.
+
+    Returns
+    -------
+    Tensor of shape (n,)
+        A normal tensor (not an inference tensor), usable in autograd code.
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode():
+            parts = [
+                module.per_sample_loss(X[i : i + batch_rows]) for i in range(0, len(X), batch_rows)
+            ]
+            out = torch.cat(parts) if parts else X.new_zeros(0)
+    finally:
+        module.train(was_training)
+    return out.clone()
+
+
+def _corrupt(x: Tensor, config: TrainConfig, generator: torch.Generator) -> Tensor:
+    """Return a corrupted copy of the batch ``x`` (or ``x`` itself when ``noise == 0``)."""
+    if config.noise == 0:
+        return x
+    if config.noise_kind == "gaussian":
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return x + config.noise * noise
+    hit = torch.rand(x.shape, generator=generator, device=x.device) < config.noise
+    if config.noise_kind == "mask":
+        return x.masked_fill(hit, 0.0)
+    donor = torch.randint(len(x), x.shape, generator=generator, device=x.device)
+    return torch.where(hit, x.gather(0, donor), x)
+
+
+@contextlib.contextmanager
+def _private_global_rng(device: torch.device, seed: int) -> Iterator[None]:
+    """Fork the global RNG of the CPU (and of ``device``), seed it, restore it on exit."""
+    if device.type == "cpu":
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            yield
+        return
+    mod: Any = torch.get_device_module(device.type)
+    index = device.index if device.index is not None else mod.current_device()
+    with torch.random.fork_rng(devices=[index], device_type=device.type):
+        torch.default_generator.manual_seed(seed)
+        if hasattr(mod, "device"):
+            with mod.device(index):
+                mod.manual_seed(seed)
+        else:
+            mod.manual_seed(seed)
+        yield
+
+
+def train(
+    module: nn.Module,
+    X: Tensor,
+    config: TrainConfig,
+    *,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, list[float]]:
+    """Train ``module`` on the rows of ``X`` with AdamW; return the history.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A model with ``loss(x, target=, weight=, generator=)`` and ``per_sample_loss(x)``
+        (every model of :mod:`anomalia.models`). Trained in place and left in eval mode.
+    X : Tensor of shape (n, ...)
+        Floating training data, n >= 2. It is moved to the device and dtype of the
+        module's parameters if they differ.
+    config : TrainConfig
+        The options.
+    callbacks : sequence of callable, default=()
+        Each is called as ``callback(epoch, logs)`` after every epoch, with ``epoch``
+        counted from 0 and ``logs`` holding that epoch's ``train_loss``, ``val_loss``
+        (with validation), ``epoch_seconds`` and ``n_dropped`` (robust mode).
+
+    Returns
+    -------
+    dict of str to list of float
+        One entry per epoch run: ``"train_loss"`` (mean of the batch losses),
+        ``"val_loss"`` (mean per-sample loss of the validation rows; only with
+        validation), ``"epoch_seconds"``, and ``"n_dropped"`` (rows given weight 0; only
+        in robust mode).
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not a floating tensor with at least 2 rows.
+    FloatingPointError
+        If the training loss becomes NaN or infinite.
+    """
+    if not isinstance(X, Tensor) or X.ndim < 2 or not X.is_floating_point():
+        raise ValueError("X must be a floating-point tensor of shape (n_samples, ...)")
+    if len(X) < 2:
+        raise ValueError(f"training needs at least 2 rows, got {len(X)}")
+    param = next(module.parameters(), None)
+    if param is not None:
+        X = X.to(device=param.device, dtype=param.dtype)
+    generator = torch.Generator(device=X.device)
+    generator.manual_seed(config.seed)
+    global_seed = int(torch.randint(2**62, (1,), generator=generator, device=X.device))
+    try:
+        with _private_global_rng(X.device, global_seed):
+            return _fit(module, X, config, generator, callbacks)
+    finally:
+        module.eval()
+
+
+def _fit(
+    module: nn.Module,
+    X: Tensor,
+    config: TrainConfig,
+    generator: torch.Generator,
+    callbacks: Sequence[Callback],
+) -> dict[str, list[float]]:
+    n = len(X)
+    n_val = int(n * config.validation_fraction)
+    if n_val < 1 or n - n_val < 2:
+        n_val = 0
+    if n_val:
+        perm = torch.randperm(n, generator=generator, device=X.device)
+        X_val, X_train = X[perm[:n_val]], X[perm[n_val:]]
+    else:
+        X_val, X_train = X[:0], X
+    n_train = len(X_train)
+    chunk = _chunk_rows(X, config.batch_size)
+    early_stopping = n_val > 0 and config.patience is not None
+
+    params = [p for p in module.parameters() if p.requires_grad]
+    # The fused kernel is about 25% faster per step on CPU, and as deterministic.
+    fused = bool(params) and all(
+        p.device.type in _FUSED_DEVICES and p.is_floating_point() for p in params
+    )
+    optimizer = torch.optim.AdamW(
+        params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None
+    )
+    history: dict[str, list[float]] = {"train_loss": [], "epoch_seconds": []}
+    if n_val:
+        history["val_loss"] = []
+    if config.robust:
+        history["n_dropped"] = []
+    best_loss, best_state, stale = math.inf, None, 0
+
+    progress, task = None, None
+    with contextlib.ExitStack() as stack:
+        if config.verbose:
+            from rich.progress import Progress  # imported only when asked for
+
+            progress = stack.enter_context(Progress(transient=True))
+            task = progress.add_task("training", total=config.epochs)
+        for epoch in range(config.epochs):
+            start = time.perf_counter()
+            logs: dict[str, float] = {}
+            weight = None
+            if config.robust:
+                n_drop = 0
+                if epoch >= config.warmup_epochs:
+                    n_drop = int(config.robust_fraction * n_train)
+                if n_drop:
+                    losses = batched_per_sample_loss(module, X_train, chunk)
+                    weight = torch.ones(n_train, device=X.device, dtype=X.dtype)
+                    weight[losses.topk(n_drop).indices] = 0.0
+                logs["n_dropped"] = n_drop
+
+            module.train()
+            order = torch.randperm(n_train, generator=generator, device=X.device)
+            total = torch.zeros((), device=X.device, dtype=torch.float64)
+            seen = 0
+            for lo in range(0, n_train, config.batch_size):
+                idx = order[lo : lo + config.batch_size]
+                if len(idx) == 1 and n_train > 1:
+                    break
+                target = X_train[idx]
+                loss = module.loss(
+                    _corrupt(target, config, generator),
+                    target=target,
+                    weight=None if weight is None else weight[idx],
+                    generator=generator,
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=fused or None)
+                optimizer.step()
+                total += loss.detach() * len(idx)
+                seen += len(idx)
+            logs["train_loss"] = float(total) / max(seen, 1)
+            if not math.isfinite(logs["train_loss"]):
+                raise FloatingPointError(
+                    f"training loss is {logs['train_loss']} at epoch {epoch}; "
+                    "try a lower lr, a grad_clip or scaled inputs"
+                )
+
+            stop = False
+            if n_val:
+                val = float(batched_per_sample_loss(module, X_val, chunk).mean())
+                logs["val_loss"] = val
+                if early_stopping:
+                    if val < best_loss:
+                        best_loss, stale = val, 0
+                        best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                    else:
+                        stale += 1
+                        stop = stale >= (config.patience or 0)
+            logs["epoch_seconds"] = time.perf_counter() - start
+            for key, value in logs.items():
+                history[key].append(value)
+            logger.debug("epoch %d: %s", epoch, logs)
+            if progress is not None and task is not None:
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in logs.items() if k.endswith("loss"))
+                progress.update(task, advance=1, description=f"epoch {epoch + 1}: {shown}")
+            for callback in callbacks:
+                callback(epoch, dict(logs))
+            if stop:
+                break
+
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    return history
