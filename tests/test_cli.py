@@ -300,3 +300,90 @@ def test_onehot_ignore_and_anomaly_value(tmp_path):
     res = run("fit", tmp_path / "t.csv", "--out", tmp_path / "x", *common)
     assert res.exit_code == 2
     assert "proto" in res.stderr
+
+
+def test_image_folder_fit_evaluate_with_reconstruction_grid(tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    pixels = (d.images * 255 / 16).astype(np.uint8)
+    zeros, ones = np.flatnonzero(d.target == 0), np.flatnonzero(d.target == 1)
+    for i in zeros[:80]:
+        (tmp_path / "train").mkdir(exist_ok=True)
+        Image.fromarray(pixels[i]).save(tmp_path / "train" / f"{i}.png")
+    for folder, idx in (("good", zeros[80:110]), ("bad", ones[:20])):
+        (tmp_path / "test" / folder).mkdir(parents=True, exist_ok=True)
+        for i in idx:
+            Image.fromarray(pixels[i]).save(tmp_path / "test" / folder / f"{i}.png")
+    model = tmp_path / "m.anomalia"
+    res = run(
+        "fit",
+        tmp_path / "train",
+        "-d",
+        "conv-ae",
+        "-p",
+        "epochs=10",
+        "-p",
+        "channels=8,16",
+        "--out",
+        model,
+    )
+    assert res.exit_code == 0, res.output
+    res = run(
+        "evaluate",
+        model,
+        tmp_path / "test",
+        "--normal-value",
+        "good",
+        "--json",
+        "--plots",
+        tmp_path / "plots",
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["detector"] == "conv-ae"
+    assert out["roc_auc"] > 0.9
+    assert (tmp_path / "plots" / "reconstructions.png").stat().st_size > 1000
+    res = run("score", model, tmp_path / "test", "--out", tmp_path / "s.csv")
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "s.csv").file.iloc[0] == "bad/1.png"
+    # an image of another size is named in the error
+    Image.fromarray(np.zeros((9, 9), np.uint8)).save(tmp_path / "odd.png")
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd.png").rename(tmp_path / "odd" / "odd.png")
+    res = run("score", model, tmp_path / "odd", "--out", tmp_path / "s2.csv")
+    assert res.exit_code == 2
+    assert "(1, 9, 9)" in res.stderr
+    assert not (tmp_path / "s2.csv").exists()
+
+
+def test_explain_lists_worst_reconstructed_features(tmp_path, tables):
+    model = tmp_path / "ae.anomalia"
+    res = run(
+        "fit",
+        tables["train"],
+        "-d",
+        "ae",
+        "-p",
+        "epochs=20",
+        "--label-column",
+        "fraud",
+        "--id-column",
+        "txn",
+        "--out",
+        model,
+    )
+    assert res.exit_code == 0, res.output
+    res = run("explain", model, tables["test"], "--top", "2", "--rows", "3")
+    assert res.exit_code == 0, res.output
+    assert "txn" in res.output
+    assert "amount" in res.output or "age" in res.output or "hour" in res.output
+    res = run("explain", tmp_path / "nope", tables["test"])
+    assert res.exit_code == 2
+
+
+def test_explain_needs_an_autoencoder(tmp_path, tables, model):
+    res = run("explain", model, tables["test"])
+    assert res.exit_code == 2
+    assert "auto-encoder" in res.stderr

@@ -336,9 +336,9 @@ def test_truncated_gzip_csv(tmp_path):
 
 def test_npy_wrong_dimensions(tmp_path):
     np.save(tmp_path / "one.npy", np.arange(3.0))
-    np.save(tmp_path / "three.npy", np.zeros((2, 2, 2)))
+    np.save(tmp_path / "five.npy", np.zeros((2, 2, 2, 2, 2)))
     np.save(tmp_path / "text.npy", np.array([["a", "b"]]))
-    for name, match in [("one", "2-D array"), ("three", "2-D array"), ("text", "hold numbers")]:
+    for name, match in [("one", "2-D array"), ("five", "image stack"), ("text", "hold numbers")]:
         with pytest.raises(DataError, match=match):
             read_table(tmp_path / f"{name}.npy")
 
@@ -424,3 +424,15 @@ def test_duplicated_columns_parquet(tmp_path):
 def test_unknown_option_is_a_type_error(tmp_path):
     with pytest.raises(TypeError, match="unknown option"):
         read_table(tmp_path / "d.csv", labelcolumn="y")
+
+
+def test_npy_and_npz_image_stacks(tmp_path):
+    images = np.arange(5 * 8 * 8, dtype=np.uint8).reshape(5, 8, 8)
+    np.save(tmp_path / "imgs.npy", images)
+    np.savez(tmp_path / "imgs.npz", X=images[:, None], y=np.array([0, 0, 0, 1, 1]))
+    ds = read_table(tmp_path / "imgs.npy")
+    assert ds.X.shape == (5, 8, 8)
+    assert ds.y is None
+    ds = read_table(tmp_path / "imgs.npz")
+    assert ds.X.shape == (5, 1, 8, 8)
+    assert ds.y.tolist() == [0, 0, 0, 1, 1]

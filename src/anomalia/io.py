@@ -255,8 +255,11 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def _numeric_matrix(arr: np.ndarray, what: str) -> np.ndarray:
-    if arr.ndim != 2:
-        raise DataError(f"{what} must be a 2-D array (rows x features), got shape {arr.shape}")
+    if arr.ndim not in (2, 3, 4):
+        raise DataError(
+            f"{what} must be a 2-D array (rows x features) or an image stack (n, H, W) or "
+            f"(n, C, H, W), got shape {arr.shape}"
+        )
     if arr.dtype.kind not in "biuf":
         raise DataError(f"{what} must hold numbers, got dtype {arr.dtype}")
     return arr
@@ -266,7 +269,7 @@ def _frame_from_array(arr: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
 
 
-def _read_npy(path: Path) -> pd.DataFrame:
+def _read_npy(path: Path) -> np.ndarray:
     source = str(path)
     try:
         arr = np.load(path, allow_pickle=False)
@@ -275,10 +278,10 @@ def _read_npy(path: Path) -> pd.DataFrame:
     if not isinstance(arr, np.ndarray):
         arr.close()
         raise DataError(f"{source}: is an .npz archive, not a .npy array; rename it to .npz")
-    return _frame_from_array(_numeric_matrix(arr, source))
+    return _numeric_matrix(arr, source)
 
 
-def _read_npz(path: Path) -> tuple[pd.DataFrame, NDArray[np.int64] | None]:
+def _read_npz(path: Path) -> tuple[np.ndarray, NDArray[np.int64] | None]:
     source = str(path)
     try:
         data = np.load(path, allow_pickle=False)
@@ -309,7 +312,7 @@ def _read_npz(path: Path) -> tuple[pd.DataFrame, NDArray[np.int64] | None]:
                 "like the rows of X"
             )
         labels = check_binary_labels(y, name=f"{source}: array 'y'")
-    return _frame_from_array(X), labels
+    return X, labels
 
 
 def read_table(
@@ -323,7 +326,8 @@ def read_table(
         The file. Its ending picks the format: ``.csv`` or ``.csv.gz`` (header line
         required), ``.parquet``, ``.npy`` (a 2-D numeric array; columns are named
         ``x0 .. x{d-1}``) or ``.npz`` (ADBench format: arrays ``X`` and optional ``y``
-        with ``y == 1`` anomaly; ``label_column`` does not apply).
+        with ``y == 1`` anomaly; ``label_column`` does not apply). A ``.npy`` or ``.npz``
+        array of 3 or 4 dimensions is an image stack (n, H, W) or (n, C, H, W).
     spec : TableSpec, optional
         How to read the table. Pass ``Dataset.spec`` of the training data to read new data
         for a fitted model: its columns must then equal ``spec.feature_names``.
@@ -364,9 +368,15 @@ def read_table(
             raise DataError(
                 f"{path}: label_column does not apply to .npz files; their labels are array 'y'"
             )
-        frame, y = _read_npz(path)
+        arr, y = _read_npz(path)
     elif fmt == ".npy":
-        frame = _read_npy(path)
+        arr = _read_npy(path)
+    if fmt in (".npz", ".npy"):
+        if arr.ndim > 2:  # an image stack: no columns to check; the model checks the shape
+            if len(arr) == 0:
+                raise DataError(f"{path}: the image stack has no images")
+            return Dataset(X=arr, y=y, ids=None, name=name, spec=spec)
+        frame = _frame_from_array(arr)
     elif fmt == ".parquet":
         frame = _read_parquet(path)
     else:

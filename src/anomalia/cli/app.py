@@ -61,9 +61,18 @@ def _main(
     STATE["debug"] = debug
 
 
-def _spec_from_options(**fields: Any) -> Any:
+def _folder_labels(data: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Image folders carry labels as sub-folder names: their label column is "folder"."""
+    wants_labels = fields.get("anomaly_value") or fields.get("normal_value")
+    if Path(data).is_dir() and wants_labels and not fields.get("label_column"):
+        fields["label_column"] = "folder"
+    return fields
+
+
+def _spec_from_options(data: str, **fields: Any) -> Any:
     from ..io import TableSpec
 
+    fields = _folder_labels(data, fields)
     fields["ignore_columns"] = tuple(fields.get("ignore_columns") or ())
     if fields.get("categorical") is None:
         fields["categorical"] = "error"
@@ -76,6 +85,10 @@ def _read(data: str, spec: Any) -> Any:
     from ..errors import DataError
     from ..io import read_table
 
+    if Path(data).is_dir():
+        from ..images import read_image_folder
+
+        return read_image_folder(data, spec)
     if not Path(data).exists() and data in datasets.available():
         ds = datasets.load_dataset(data)
         expected = spec.feature_names
@@ -87,13 +100,14 @@ def _read(data: str, spec: Any) -> Any:
     return read_table(data, spec)
 
 
-def _load_with_spec(model: Path, **overrides: Any) -> tuple[Any, Any]:
+def _load_with_spec(model: Path, data: str, **overrides: Any) -> tuple[Any, Any]:
     """The detector and the data spec saved with it, with the command's options applied."""
     from ..io import TableSpec
     from ..persistence import load_model
 
     det, manifest = load_model(model)
     spec = TableSpec.from_dict(manifest.get("metadata", {}).get("table", {}))
+    overrides = _folder_labels(data, overrides)
     changes = {k: v for k, v in overrides.items() if v not in (None, [], ())}
     if "ignore_columns" in changes:
         changes["ignore_columns"] = tuple(changes["ignore_columns"])
@@ -143,6 +157,7 @@ def fit(
     if "verbose" in det.get_params() and "verbose" not in params:
         det.set_params(verbose=True)
     spec = _spec_from_options(
+        data,
         label_column=label_column,
         anomaly_value=anomaly_value,
         normal_value=normal_value,
@@ -155,9 +170,10 @@ def fit(
     if ds.y is not None and not polluted:
         X = X[ds.y == 0]
     det.fit(X)
-    det.save(out, metadata={"table": ds.spec.to_dict(), "train_rows": len(X)})
+    det.save(out, metadata={"table": ds.spec.to_dict(), "train_rows": len(X), "detector": detector})
+    shape = " x ".join(str(s) for s in X.shape[1:])
     console.print(
-        f"fitted [bold]{detector}[/] on {len(X)} rows x {X.shape[1]} features; "
+        f"fitted [bold]{detector}[/] on {len(X)} rows ({shape} values each); "
         f"threshold {det.threshold_:.6g}; saved to {out}"
     )
 
@@ -185,6 +201,7 @@ def calibrate(
 
     det, spec = _load_with_spec(
         model,
+        data,
         label_column=label_column,
         anomaly_value=anomaly_value,
         normal_value=normal_value,
@@ -225,6 +242,7 @@ def score(
         raise DataError(f"--out must end in .csv or .parquet, got {out.name!r}")
     det, spec = _load_with_spec(
         model,
+        data,
         label_column=label_column,
         anomaly_value=anomaly_value,
         normal_value=normal_value,
@@ -292,6 +310,7 @@ def evaluate(
 
     det, spec = _load_with_spec(
         model,
+        data,
         label_column=label_column,
         anomaly_value=anomaly_value,
         normal_value=normal_value,
@@ -304,17 +323,85 @@ def evaluate(
     result = metrics.evaluate(
         y, scores, det.threshold_, cost_miss=cost_miss, cost_false_alarm=cost_false_alarm
     )
-    name = load_model(model)[1]["detector"]
+    manifest = load_model(model)[1]
+    name = manifest.get("metadata", {}).get("detector", manifest["detector"])
     if plots is not None:
         from ..plots import save_evaluation_plots
 
         save_evaluation_plots(y, scores, det.threshold_, plots, title=name)
+        if getattr(det, "image_shape_", None) is not None and hasattr(det, "reconstruct"):
+            from ..plots import save_figure
+
+            save_figure(_reconstruction_grid(det, ds.X, scores), plots / "reconstructions.png")
     if as_json:
         typer.echo(json.dumps({"detector": name, **result}))
     else:
         console.print(metrics_table([{"detector": name, **result}], f"{model.name} on {data}"))
         if plots is not None:
             console.print(f"plots written to {plots}/")
+
+
+def _reconstruction_grid(det: Any, X: Any, scores: Any, n: int = 8) -> Any:
+    """Originals, reconstructions and error maps of the most and least anomalous images."""
+    import numpy as np
+
+    from ..plots import plot_image_grid
+
+    order = np.argsort(-scores, kind="stable")
+    pick = np.r_[order[:n], order[-n:]]
+    images = np.asarray(X)[pick]
+    recon = det.reconstruct(images)
+    errors = det.feature_errors(images)
+    if images.ndim == 4 and images.shape[1] == 1:
+        images, recon, errors = images[:, 0], recon[:, 0], errors[:, 0]
+    if errors.ndim == 4:
+        errors = errors.mean(axis=1)
+    titles = [f"{s:.3g}" for s in scores[pick]]
+    return plot_image_grid(
+        [images, recon, errors],
+        ["original", "reconstruction", "squared error"],
+        col_titles=titles,
+        cmap=["gray", "gray", "magma"],
+    )
+
+
+@app.command()
+@handle_errors
+def explain(
+    model: ModelArg,
+    data: DataArg,
+    top: Annotated[int, typer.Option("--top", help="Features listed per row.")] = 5,
+    rows: Annotated[int, typer.Option("--rows", help="Rows shown, most anomalous first.")] = 20,
+    all_rows: Annotated[bool, typer.Option("--all", help="Also rows below the threshold.")] = False,
+    label_column: LabelColumn = None,
+    anomaly_value: AnomalyValue = None,
+    normal_value: NormalValue = None,
+    id_column: IdColumn = None,
+    ignore_column: IgnoreColumn = None,
+) -> None:
+    """Show, per flagged row, the features with the largest reconstruction error."""
+    from ..explain import explain as explain_rows
+
+    det, spec = _load_with_spec(
+        model,
+        data,
+        label_column=label_column,
+        anomaly_value=anomaly_value,
+        normal_value=normal_value,
+        id_column=id_column,
+        ignore_columns=ignore_column,
+    )
+    ds = _read(data, spec)
+    found = explain_rows(det, ds.X, top=top, flagged_only=not all_rows, max_rows=rows)
+    table = Table(title=f"why rows of {data} look anomalous (squared error, scaled units)")
+    table.add_column(str(ds.ids.name) if ds.ids is not None else "row")
+    table.add_column("anomaly score", justify="right")
+    table.add_column(f"top {top} features by reconstruction error")
+    for r in found:
+        key = ds.ids.iloc[r["row"]] if ds.ids is not None else r["row"]
+        feats = ", ".join(f"{name} ({err:.3g})" for name, err in r["features"])
+        table.add_row(str(key), f"{r['anomaly_score']:.4g}", feats)
+    console.print(table if found else "no row is above the threshold (use --all to list them)")
 
 
 @app.command()

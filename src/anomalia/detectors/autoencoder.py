@@ -145,10 +145,12 @@ class _AutoEncoderBase(TransformerMixin, BaseDetector):
         return (1, side, side) if side * side == n_features else (1, 1, n_features)
 
     def _fit_scaling(self, X: NDArray[np.float64]) -> None:
-        if self.image_shape_ is not None:  # one scale for all pixels, e.g. 0..255 -> 0..1
-            lo, hi = float(X.min()), float(X.max())
-            self.input_shift_ = np.array([lo] if self.standardize else [0.0])
-            self.input_scale_ = np.array([hi - lo if self.standardize and hi > lo else 1.0])
+        if self.image_shape_ is not None:
+            # one shift and scale for all pixels (mean and std of the training pixels), so a
+            # pixel's variance is about 1 as the VAE's unit-variance decoder assumes
+            mean, std = float(X.mean()), float(X.std())
+            self.input_shift_ = np.array([mean if self.standardize else 0.0])
+            self.input_scale_ = np.array([std if self.standardize and std > 0 else 1.0])
         elif self.standardize:
             self.input_shift_ = X.mean(axis=0)
             std = X.std(axis=0)
@@ -168,7 +170,9 @@ class _AutoEncoderBase(TransformerMixin, BaseDetector):
         arr = t.double().numpy()
         if self.image_shape_ is not None:
             arr = arr * self.input_scale_[0] + self.input_shift_[0]
-            return arr.reshape(len(arr), -1) if like_ndim == 2 else arr
+            if like_ndim == 2:
+                return arr.reshape(len(arr), -1)
+            return arr[:, 0] if like_ndim == 3 else arr  # (n, H, W) in, (n, H, W) out
         return arr * self.input_scale_ + self.input_shift_
 
     # -- fit and score ---------------------------------------------------------------------
@@ -221,12 +225,14 @@ class _AutoEncoderBase(TransformerMixin, BaseDetector):
     def feature_errors(self, X: ArrayLike) -> NDArray[np.float64]:
         """Squared reconstruction error per feature (per pixel for images), in scaled units.
 
-        Features are standardised (images scaled to [0, 1]) first, so errors of different
-        features compare: the largest say *why* a row is anomalous.
+        Features are standardised first (images by the mean and std of all training pixels),
+        so errors of different features compare: the largest say *why* a row is anomalous.
         """
         Xv, ndim = self._checked(X)
         err = self._batched(Xv, self.module_.feature_errors).double().numpy()
-        return err.reshape(len(err), -1) if ndim == 2 else err
+        if ndim == 2:
+            return err.reshape(len(err), -1)
+        return err[:, 0] if ndim == 3 else err
 
 
 def _common_init(self: Any, **params: Any) -> None:
@@ -281,8 +287,8 @@ class AEDetector(_AutoEncoderBase):
     warmup_epochs : int, default=5
         Epochs on all rows before robust mode starts.
     standardize : bool, default=True
-        Standardise table features (images: scale pixels to [0, 1]) with statistics of the
-        training data, saved with the model.
+        Standardise table features (images: by the mean and std of all training pixels) with
+        statistics of the training data, saved with the model.
     architecture : {"auto", "dense", "conv"}, default="auto"
         Network kind; ``"auto"`` uses conv for images, dense for tables.
     image_shape : tuple of int or None, default=None
