@@ -432,7 +432,9 @@ def demo(
 
 
 #: Detectors the demo compares, with settings that run in seconds on a laptop.
-DEMO_DETECTORS: dict[str, dict[str, Any]] = {"gaussian": {}, "ocsvm": {}, "iforest": {}}
+DEMO_DETECTORS: dict[str, dict[str, Any]] = {
+    name: {} for name in ("gaussian", "ocsvm", "iforest", "ae", "dae", "vae", "vqvae")
+}
 
 
 @app.command("datasets")
