@@ -114,8 +114,17 @@ def test_conv_contract(name, shape, gen):
 
 
 def test_conv_vq_code_grid(gen):
-    model = ConvVQVAE(1, 28, 28, channels=(4, 8), n_codes=8, code_dim=3).eval()
+    model = ConvVQVAE(1, 28, 28, channels=(4, 8), n_codes=8, code_dim=3, n_latents=None).eval()
     assert model.codes(_rand(gen, 2, 1, 28, 28)).shape == (2, 7, 7)
+    x = _rand(gen, 2, 1, 28, 28)
+    assert model.decode_codes(model.codes(x)).shape == (2, 1, 28, 28)
+
+
+def test_conv_vq_global_codes(gen):
+    model = ConvVQVAE(1, 28, 28, channels=(4, 8), n_codes=8, code_dim=3, n_latents=5).eval()
+    x = _rand(gen, 2, 1, 28, 28)
+    assert model.codes(x).shape == (2, 5)
+    torch.testing.assert_close(model.decode_codes(model.codes(x)), model(x))
 
 
 @pytest.mark.parametrize("name", sorted(DENSE))

@@ -510,7 +510,11 @@ class VQVAEDetector(_AutoEncoderBase):
     code_dim : int, default=8
         Dimension of each code vector.
     n_latents : int, default=4
-        Code vectors per table row (images: one per cell of the final feature map).
+        Code vectors per row or image.
+    spatial_codes : bool, default=False
+        Images only: quantise every position of the last feature map instead (``codes``
+        then returns an (n, h, w) map of the code each image patch uses). Local codes can
+        rebuild unseen shapes from familiar strokes, so keep False to score anomalies.
     commitment : float, default=0.25
         Weight of the commitment loss pulling encoder outputs to their codes.
     decay : float, default=0.99
@@ -542,6 +546,7 @@ class VQVAEDetector(_AutoEncoderBase):
         n_codes: int = 64,
         code_dim: int = 8,
         n_latents: int = 4,
+        spatial_codes: bool = False,
         commitment: float = 0.25,
         decay: float = 0.99,
         score_method: str = "recon",
@@ -590,6 +595,7 @@ class VQVAEDetector(_AutoEncoderBase):
                 commitment=self.commitment,
                 decay=self.decay,
                 activation=self.activation,
+                n_latents=None if self.spatial_codes else self.n_latents,
             )
         return models.DenseVQVAE(
             self.n_features_in_,

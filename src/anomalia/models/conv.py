@@ -211,11 +211,18 @@ class ConvVAE(VariationalAutoEncoder):
 
 
 class ConvVQVAE(VQAutoEncoder):
-    """A convolutional VQ-VAE quantising every position of the last feature map.
+    """A convolutional VQ-VAE with a global or a per-position discrete bottleneck.
 
-    A 1x1 conv maps the encoder's feature map to ``code_dim`` channels, which are permuted
-    to channels-last ``(n, h, w, code_dim)`` and quantised per position; so :meth:`codes`
-    returns ``(n, h, w)`` with ``h = ceil(H / 2**len(channels))`` (likewise ``w``).
+    Global (``n_latents`` an int, the default for anomaly detection): the encoder's feature
+    map is flattened and mapped to ``n_latents`` vectors of ``code_dim``, each quantised; the
+    decoder sees only those few codes, so it cannot rebuild images unlike the training ones.
+    :meth:`codes` returns ``(n, n_latents)``.
+
+    Per position (``n_latents=None``): a 1x1 conv maps the feature map to ``code_dim``
+    channels, quantised at every position; :meth:`codes` returns ``(n, h, w)`` with
+    ``h = ceil(H / 2**len(channels))`` (likewise ``w``): a map of which code each image patch
+    uses. Local codes can rebuild unseen shapes from familiar strokes, so this variant is for
+    representation, not for scoring anomalies by reconstruction.
     Same API as :class:`~anomalia.models.vq.DenseVQVAE`.
 
     Parameters
@@ -238,6 +245,8 @@ class ConvVQVAE(VQAutoEncoder):
         EMA count below which a code is restarted (``0`` disables restarts).
     activation : str, default="relu"
         Activation, see :data:`anomalia.models.mlp.ACTIVATIONS`.
+    n_latents : int or None, default=4
+        Number of global code vectors per image; None quantises every feature-map position.
     """
 
     def __init__(
@@ -252,16 +261,35 @@ class ConvVQVAE(VQAutoEncoder):
         decay: float = 0.99,
         dead_code_threshold: float = 1.0,
         activation: str = "relu",
+        n_latents: int | None = 4,
     ) -> None:
         _check_image(in_channels, height, width, channels)
         check_positive_int("code_dim", code_dim)
         channels = tuple(channels)
+        if n_latents is not None:
+            check_positive_int("n_latents", n_latents)
+            h, w = feature_map_sizes(height, width, len(channels))[-1]
+            flat = channels[-1] * h * w
+            to_codes: nn.Module = nn.Sequential(
+                nn.Flatten(1),
+                nn.Linear(flat, n_latents * code_dim),
+                nn.Unflatten(1, (n_latents, code_dim)),
+            )
+            from_codes: nn.Module = nn.Sequential(
+                nn.Flatten(1),
+                nn.Linear(n_latents * code_dim, flat),
+                make_activation(activation, inplace=True),
+                nn.Unflatten(1, (channels[-1], h, w)),
+            )
+        else:
+            to_codes = nn.Sequential(nn.Conv2d(channels[-1], code_dim, 1), _ChannelsLast())
+            from_codes = nn.Sequential(
+                _ChannelsLast(inverse=True),
+                nn.Conv2d(code_dim, channels[-1], 1),
+                make_activation(activation, inplace=True),
+            )
         super().__init__(
-            nn.Sequential(
-                ConvEncoder(in_channels, channels, activation),
-                nn.Conv2d(channels[-1], code_dim, 1),
-                _ChannelsLast(),
-            ),
+            nn.Sequential(ConvEncoder(in_channels, channels, activation), to_codes),
             VectorQuantizer(
                 n_codes=n_codes,
                 code_dim=code_dim,
@@ -270,9 +298,6 @@ class ConvVQVAE(VQAutoEncoder):
                 dead_code_threshold=dead_code_threshold,
             ),
             nn.Sequential(
-                _ChannelsLast(inverse=True),
-                nn.Conv2d(code_dim, channels[-1], 1),
-                make_activation(activation, inplace=True),
-                ConvDecoder(in_channels, height, width, channels, activation),
+                from_codes, ConvDecoder(in_channels, height, width, channels, activation)
             ),
         )
