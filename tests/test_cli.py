@@ -387,3 +387,12 @@ def test_explain_needs_an_autoencoder(tmp_path, tables, model):
     res = run("explain", model, tables["test"])
     assert res.exit_code == 2
     assert "auto-encoder" in res.stderr
+
+
+def test_import_and_help_do_not_load_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, anomalia, anomalia.cli.app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import skops.io as sio
 from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
@@ -111,6 +110,8 @@ def save(
             else:
                 arrays[key] = np.ascontiguousarray(value)
         elif isinstance(value, BaseEstimator):
+            import skops.io as sio  # imported here: skops imports torch, slow for `--help`
+
             sklearn_parts[key] = sio.dumps(value)
         elif _is_module(value):
             modules.append(key)
@@ -211,6 +212,8 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
                 setattr(detector, key, arr)
         for name, blob in blobs.items():
             if name.startswith("sklearn/"):
+                import skops.io as sio
+
                 key = name.removeprefix("sklearn/").removesuffix(".skops")
                 setattr(detector, key, sio.loads(blob, trusted=TRUSTED_SKOPS_TYPES))
         for attr, tensors in state.items():
