@@ -90,15 +90,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", nargs="+", default=list(SUITES), choices=list(SUITES))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--detectors", nargs="+", help="Run only these (default: per suite).")
+    parser.add_argument("--tag", default="", help="Suffix of the result CSV names.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     for suite in args.suite:
         jobs, names = SUITES[suite]
+        names = args.detectors or names
         print(f"## {suite}", flush=True)
         df = run(names, jobs())
-        df.to_csv(out_dir / f"quality_{suite}.csv", index=False)
+        df.to_csv(out_dir / f"quality_{suite}{args.tag}.csv", index=False)
         table = df.pivot(index="group", columns="detector", values="roc_auc")[names]
         table.loc["mean"] = table.mean()
         print(table.to_markdown(floatfmt=".3f"), flush=True)

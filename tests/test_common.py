@@ -26,7 +26,22 @@ def test_every_registered_detector_has_fast_test_settings():
     assert set(anomalia.available_detectors()) == set(FAST_PARAMS)
 
 
-@parametrize_with_checks([_make(n) for n in NAMES])
+FLOAT32_REASON = (
+    "the network scores in float32 for speed: a row's score moves by ~1e-7 relative with the "
+    "composition of its batch (vectorised kernels), above this check's 1e-7 absolute tolerance"
+)
+
+
+def _expected_failures(estimator):
+    if hasattr(estimator, "module_") or type(estimator).__module__.endswith("autoencoder"):
+        return {
+            "check_methods_subset_invariance": FLOAT32_REASON,
+            "check_methods_sample_order_invariance": FLOAT32_REASON,
+        }
+    return {}
+
+
+@parametrize_with_checks([_make(n) for n in NAMES], expected_failed_checks=_expected_failures)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
