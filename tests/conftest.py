@@ -28,7 +28,18 @@ FAST_PARAMS: dict[str, dict] = {
         "random_state": 0,
     },
     "conv-ae": {"channels": (4, 8), "epochs": 2, "batch_size": 16, "random_state": 0},
+    "confidence": {
+        "hidden": (8,),
+        "epochs": 3,
+        "batch_size": 16,
+        "random_state": 0,
+        "score_method": "mahalanobis",
+    },
 }
+
+#: Detectors that need class labels in fit (tested in their own files, not by the
+#: unsupervised contract tests of test_common.py).
+SUPERVISED = {"confidence"}
 
 
 @pytest.fixture

@@ -38,8 +38,21 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.safetensors"
 
-#: Types skops may build beyond its safe defaults (scikit-learn's compiled tree).
-TRUSTED_SKOPS_TYPES = ["sklearn.tree._tree.Tree"]
+#: Types skops may build beyond its safe defaults: scikit-learn's own compiled structures
+#: (trees of forests and boosting, neighbour search trees and distance metrics).
+TRUSTED_SKOPS_TYPES = [
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+]
+
+
+def _skops() -> Any:
+    import skops.io  # imported lazily: skops imports torch, which would slow `anomalia --help`
+
+    return skops.io
 
 
 def _encode(value: Any) -> Any:
@@ -110,9 +123,7 @@ def save(
             else:
                 arrays[key] = np.ascontiguousarray(value)
         elif isinstance(value, BaseEstimator):
-            import skops.io as sio  # imported here: skops imports torch, slow for `--help`
-
-            sklearn_parts[key] = sio.dumps(value)
+            sklearn_parts[key] = _skops().dumps(value)
         elif _is_module(value):
             modules.append(key)
             for name, tensor in value.state_dict().items():
@@ -122,6 +133,11 @@ def save(
                 attributes[key] = _encode(value)
             except TypeError as exc:
                 raise AnomaliaError(f"cannot save attribute {key}: {exc}") from None
+    params = detector.get_params(deep=False)
+    for key, value in params.items():  # estimator parameters, e.g. a user's classifier
+        if isinstance(value, BaseEstimator):
+            sklearn_parts[f"params/{key}"] = _skops().dumps(value)
+    params = {k: v for k, v in params.items() if not isinstance(v, BaseEstimator)}
     members: dict[str, bytes] = {ARRAYS: st_save(arrays) if arrays else st_save({})}
     for key, blob in sklearn_parts.items():
         members[f"sklearn/{key}.skops"] = blob
@@ -129,7 +145,7 @@ def save(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "detector": detector.name,
-        "params": _encode(detector.get_params(deep=False)),
+        "params": _encode(params),
         "attributes": attributes,
         "object_arrays": object_arrays,
         "modules": modules,
@@ -197,7 +213,18 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
     manifest, blobs = _read_container(path)
     try:
         detector_class(manifest["detector"])
-        detector = make_detector(manifest["detector"], **_decode(manifest["params"]))
+        params = _decode(manifest["params"])
+        sklearn_blobs = {
+            name.removeprefix("sklearn/").removesuffix(".skops"): blob
+            for name, blob in blobs.items()
+            if name.startswith("sklearn/")
+        }
+        for key, blob in sklearn_blobs.items():
+            if key.startswith("params/"):
+                params[key.removeprefix("params/")] = _skops().loads(
+                    blob, trusted=TRUSTED_SKOPS_TYPES
+                )
+        detector = make_detector(manifest["detector"], **params)
         for key, value in manifest["attributes"].items():
             setattr(detector, key, _decode(value))
         for key, value in manifest["object_arrays"].items():
@@ -210,12 +237,9 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
                 state[attr][sub] = arr
             else:
                 setattr(detector, key, arr)
-        for name, blob in blobs.items():
-            if name.startswith("sklearn/"):
-                import skops.io as sio
-
-                key = name.removeprefix("sklearn/").removesuffix(".skops")
-                setattr(detector, key, sio.loads(blob, trusted=TRUSTED_SKOPS_TYPES))
+        for key, blob in sklearn_blobs.items():
+            if not key.startswith("params/"):
+                setattr(detector, key, _skops().loads(blob, trusted=TRUSTED_SKOPS_TYPES))
         for attr, tensors in state.items():
             setattr(detector, attr, detector._restore_module(attr, tensors))
     except ModelFileError:

@@ -57,6 +57,12 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
         "optionally plus code rarity. Gives discrete codes per row.",
         {},
     ),
+    "confidence": (
+        "anomalia.detectors.confidence:ConfidenceDetector",
+        "classifier confidence for open-set recognition: fit(X, y) on labelled normal data; "
+        "score = low confidence (msp, entropy, energy or mahalanobis). Needs class labels.",
+        {},
+    ),
 }
 
 
