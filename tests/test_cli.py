@@ -396,3 +396,115 @@ def test_import_and_help_do_not_load_torch():
     code = "import sys, anomalia, anomalia.cli.app; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_experiment_reports_f1_and_two_cost_tables(tables):
+    res = run(
+        "experiment",
+        tables["train"],
+        "-d",
+        "gaussian",
+        "-d",
+        "iforest",
+        "-p",
+        "n_estimators=10",
+        "--label-column",
+        "fraud",
+        "--id-column",
+        "txn",
+    )
+    assert res.exit_code == 2  # parameters apply to every detector: gaussian has no trees
+    assert "n_estimators" in res.stderr
+    res = run(
+        "experiment",
+        tables["train"],
+        "-d",
+        "gaussian",
+        "-d",
+        "iforest",
+        "--label-column",
+        "fraud",
+        "--id-column",
+        "txn",
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert set(out["cost_tables"]) == {"review-queue", "screening"}
+    assert [r["detector"] for r in out["rows"]] == ["gaussian", "iforest"]
+    for row in out["rows"]:
+        assert {"roc_auc", "average_precision", "f1", "cost_screening", "cost_review-queue"} <= set(
+            row
+        )
+        # a miss costs 50 in screening: its threshold flags at least as much as review-queue's
+        assert row["threshold_screening"] <= row["threshold_review-queue"]
+    res = run(
+        "experiment",
+        tables["train"],
+        "--label-column",
+        "fraud",
+        "--id-column",
+        "txn",
+        "--cost-table",
+        "fraud=20,1",
+    )
+    assert res.exit_code == 0, res.output
+    assert "fraud" in res.output
+    res = run("experiment", tables["train"], "--label-column", "fraud", "--cost-table", "x=1")
+    assert res.exit_code == 2
+    assert "NAME=MISS,FALSE_ALARM" in res.stderr
+
+
+def test_confidence_with_class_column_and_outliers(tmp_path):
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [6, 0], [0, 6]], dtype=float)
+    X = np.vstack([rng.normal(c, 0.7, size=(80, 2)) for c in centres])
+    df = pd.DataFrame(X, columns=["a", "b"])
+    df["kind"] = np.repeat(["x", "y", "z"], 80)
+    df.to_csv(tmp_path / "known.csv", index=False)
+    pd.DataFrame(rng.normal([6, 6], 0.7, size=(30, 2)), columns=["a", "b"]).to_csv(
+        tmp_path / "outliers.csv", index=False
+    )
+    test = pd.DataFrame(
+        np.vstack(
+            [rng.normal(c, 0.7, size=(20, 2)) for c in centres]
+            + [rng.normal([-6, -6], 0.7, size=(20, 2))]
+        ),
+        columns=["a", "b"],
+    )
+    test["unknown"] = np.r_[np.zeros(60, int), np.ones(20, int)]
+    test.to_csv(tmp_path / "test.csv", index=False)
+    model = tmp_path / "conf.anomalia"
+    res = run(
+        "fit",
+        tmp_path / "known.csv",
+        "-d",
+        "confidence",
+        "--class-column",
+        "kind",
+        "-p",
+        "score_method=mahalanobis",
+        "-p",
+        "epochs=30",
+        "--outliers",
+        tmp_path / "outliers.csv",
+        "--out",
+        model,
+    )
+    assert res.exit_code == 0, res.output
+    assert list(anomalia.load(model).classes_) == ["x", "y", "z"]
+    res = run("evaluate", model, tmp_path / "test.csv", "--label-column", "unknown", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["roc_auc"] > 0.95
+    res = run(
+        "fit",
+        tmp_path / "known.csv",
+        "-d",
+        "confidence",
+        "--ignore-column",
+        "kind",
+        "--out",
+        tmp_path / "x",
+    )
+    assert res.exit_code == 2
+    assert "--class-column" in res.stderr

@@ -672,3 +672,35 @@ def _check_finite(
         f"row {int(any_bad.argmax()) + 1}, in column(s) {per_col}{more}; "
         "drop or fill them before use"
     )
+
+
+def read_column(path: str | os.PathLike[str], column: str) -> np.ndarray:
+    """One column of a CSV or Parquet table, e.g. the known classes of the rows.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.csv``, ``.csv.gz`` or ``.parquet`` file.
+    column : str
+        The column's name.
+
+    Returns
+    -------
+    ndarray of shape (n_rows,)
+        The column's values, in row order.
+    """
+    path = Path(path)
+    fmt = _format_of(path)
+    if fmt not in (".csv", ".csv.gz", ".parquet"):
+        raise DataError(f"{path}: a column by name needs a CSV or Parquet file, not {fmt}")
+    try:
+        if fmt == ".parquet":
+            frame = pd.read_parquet(path, columns=[column])
+        else:
+            frame = pd.read_csv(path, usecols=[column], low_memory=False)
+    except (ValueError, KeyError, OSError) as exc:  # pyarrow errors are ValueErrors
+        raise DataError(f"{path}: column {column!r} not found ({_first_line(exc)})") from None
+    values = frame[column]
+    if values.isna().any():
+        raise DataError(f"{path}: column {column!r} has {int(values.isna().sum())} missing values")
+    return values.to_numpy()

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from . import metrics
 from .registry import make_detector
 from .split import split_indices
+from .thresholds import choose_threshold
 
 
 @dataclass
@@ -38,6 +39,8 @@ def run_experiment(
     strategy_kwargs: Mapping[str, Any] | None = None,
     cost_miss: float | None = None,
     cost_false_alarm: float | None = None,
+    cost_tables: Mapping[str, tuple[float, float]] | None = None,
+    classes: Any = None,
     random_state: int = 0,
 ) -> ExperimentResult:
     """Split, fit each detector on train, calibrate on dev, evaluate on test.
@@ -63,6 +66,12 @@ def run_experiment(
         ``target`` or the costs for that strategy.
     cost_miss, cost_false_alarm : float, optional
         Cost table used to report the expected cost on test.
+    cost_tables : mapping, optional
+        Name -> (cost of a miss, cost of a false alarm). For each table the threshold that
+        minimises that cost on dev is chosen, and the test set reports ``cost_<name>`` (mean
+        cost per row) and ``threshold_<name>``.
+    classes : array-like of shape (n_samples,), optional
+        Known classes of the rows, for detectors trained with labels (``confidence``).
     random_state : int, default=0
         Seeds the split and every detector that takes a ``random_state``.
     """
@@ -85,10 +94,21 @@ def run_experiment(
         det = make_detector(name, **params)
         if "random_state" in det.get_params() and "random_state" not in params:
             det.set_params(random_state=random_state)
-        det.fit(X_train)
+        if classes is not None and det.__sklearn_tags__().target_tags.required:
+            det.fit(X_train, np.asarray(classes)[split.train])
+        else:
+            det.fit(X_train)
+        dev_scores, scores = det.anomaly_score(X_dev), det.anomaly_score(X_test)
+        row: dict[str, Any] = {"detector": label}
+        for table, (miss, false_alarm) in (cost_tables or {}).items():
+            t = choose_threshold(
+                dev_scores, y[split.dev], "cost", cost_miss=miss, cost_false_alarm=false_alarm
+            )
+            row[f"cost_{table}"] = metrics.expected_cost(
+                y[split.test], scores > t, cost_miss=miss, cost_false_alarm=false_alarm
+            )
+            row[f"threshold_{table}"] = t
         det.calibrate(X_dev, y[split.dev], strategy, **dict(strategy_kwargs or {}))
-        scores = det.anomaly_score(X_test)
-        row = {"detector": label}
         row.update(
             metrics.evaluate(
                 y[split.test],

@@ -39,6 +39,12 @@ app = typer.Typer(
 )
 
 ModelArg = Annotated[Path, typer.Argument(help="Model file written by 'anomalia fit'.")]
+ClassColumn = Annotated[
+    str | None,
+    typer.Option(
+        "--class-column", help="Column of known classes (for 'confidence'); not a feature."
+    ),
+]
 Strategy = Annotated[
     str, typer.Option("--strategy", help="Threshold rule: f1, fpr, recall or cost.")
 ]
@@ -114,6 +120,18 @@ def _load_with_spec(model: Path, data: str, **overrides: Any) -> tuple[Any, Any]
     return det, dataclasses.replace(spec, **changes)
 
 
+def _known_classes(data: str, ds: Any, class_column: str | None, detector: str) -> Any:
+    """The known class of every row: the --class-column, or a built-in dataset's labels."""
+    from ..errors import DataError
+    from ..io import read_column
+
+    if class_column is not None:
+        return read_column(data, class_column)
+    if ds.labels is not None:
+        return ds.labels
+    raise DataError(f"detector {detector!r} learns known classes: pass --class-column")
+
+
 def _need_labels(ds: Any, what: str) -> Any:
     from ..errors import DataError
 
@@ -138,6 +156,11 @@ def fit(
         bool, typer.Option("--polluted", help="With labels: train on anomalies too.")
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="random_state for the detector.")] = 0,
+    class_column: ClassColumn = None,
+    outliers: Annotated[
+        Path | None,
+        typer.Option("--outliers", help="Known anomalies for outlier exposure (confidence)."),
+    ] = None,
     label_column: LabelColumn = None,
     anomaly_value: AnomalyValue = None,
     normal_value: NormalValue = None,
@@ -165,11 +188,20 @@ def fit(
         ignore_columns=ignore_column,
         categorical=categorical,
     )
+    if class_column is not None:
+        spec = dataclasses.replace(spec, ignore_columns=(*spec.ignore_columns, class_column))
     ds = _read(data, spec)
     X = ds.X
-    if ds.y is not None and not polluted:
-        X = X[ds.y == 0]
-    det.fit(X)
+    keep = (ds.y == 0) if ds.y is not None and not polluted else slice(None)
+    X = X[keep]
+    if det.__sklearn_tags__().target_tags.required:
+        classes = _known_classes(data, ds, class_column, detector)[keep]
+        extra = {}
+        if outliers is not None:
+            extra["X_outliers"] = _read(str(outliers), ds.spec).X
+        det.fit(X, classes, **extra)
+    else:
+        det.fit(X)
     det.save(out, metadata={"table": ds.spec.to_dict(), "train_rows": len(X), "detector": detector})
     shape = " x ".join(str(s) for s in X.shape[1:])
     console.print(
@@ -402,6 +434,130 @@ def explain(
         feats = ", ".join(f"{name} ({err:.3g})" for name, err in r["features"])
         table.add_row(str(key), f"{r['anomaly_score']:.4g}", feats)
     console.print(table if found else "no row is above the threshold (use --all to list them)")
+
+
+#: The two cost tables of `anomalia experiment`: (cost of a miss, cost of a false alarm).
+COST_TABLES = {"review-queue": (1.0, 5.0), "screening": (50.0, 1.0)}
+
+
+def _cost_tables(specs: list[str] | None) -> dict[str, tuple[float, float]]:
+    from ..errors import AnomaliaError
+
+    if not specs:
+        return dict(COST_TABLES)
+    tables = {}
+    for spec in specs:
+        name, _, costs = spec.partition("=")
+        parts = costs.split(",")
+        try:
+            miss, false_alarm = (float(p) for p in parts)
+        except ValueError:
+            raise AnomaliaError(
+                f"--cost-table expects NAME=MISS,FALSE_ALARM (e.g. screening=50,1), got {spec!r}"
+            ) from None
+        tables[name] = (miss, false_alarm)
+    return tables
+
+
+@app.command()
+@handle_errors
+def experiment(
+    data: DataArg,
+    detector: Annotated[
+        list[str] | None, typer.Option("--detector", "-d", help="Detector (repeatable).")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Parameter key=value, all detectors.")
+    ] = None,
+    protocol: Annotated[
+        str, typer.Option("--protocol", help="clean (train on normals) or polluted.")
+    ] = "clean",
+    pollution: Annotated[
+        float, typer.Option("--pollution", help="Anomaly share in training when polluted.")
+    ] = 0.05,
+    train_fraction: Annotated[
+        float, typer.Option("--train-fraction", help="Share of normal rows that train.")
+    ] = 0.5,
+    cost_table: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cost-table",
+            help="NAME=MISS,FALSE_ALARM (repeatable); default: "
+            "review-queue=1,5 and screening=50,1.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split and detectors.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    class_column: ClassColumn = None,
+    label_column: LabelColumn = None,
+    anomaly_value: AnomalyValue = None,
+    normal_value: NormalValue = None,
+    id_column: IdColumn = None,
+    ignore_column: IgnoreColumn = None,
+    categorical: Categorical = None,
+) -> None:
+    """Train / dev / test: thresholds chosen on dev (F1 and each cost table), test reported."""
+    from ..registry import make_detector
+    from ..workflow import run_experiment
+
+    params = parse_params(param)
+    names = detector or ["iforest"]
+    for name in names:
+        make_detector(name, **params)  # unknown names or parameters fail before any work
+    spec = _spec_from_options(
+        data,
+        label_column=label_column,
+        anomaly_value=anomaly_value,
+        normal_value=normal_value,
+        id_column=id_column,
+        ignore_columns=[*(ignore_column or []), *([class_column] if class_column else [])],
+        categorical=categorical,
+    )
+    ds = _read(data, spec)
+    y = _need_labels(ds, "experiment")
+    classes = None
+    if class_column is not None or (ds.labels is not None and "confidence" in names):
+        classes = _known_classes(data, ds, class_column, "confidence")
+    tables = _cost_tables(cost_table)
+    res = run_experiment(
+        ds.X,
+        y,
+        {n: {"detector": n, **params} for n in names},
+        protocol=protocol,
+        pollution=pollution,
+        train_fraction=train_fraction,
+        strategy="f1",
+        cost_tables=tables,
+        classes=classes,
+        random_state=seed,
+    )
+    if as_json:
+        typer.echo(json.dumps({"sizes": res.sizes, "cost_tables": tables, "rows": res.rows}))
+        return
+    table = Table(
+        title=f"{data}: test set ({res.sizes['test']} rows); thresholds chosen on dev "
+        f"({res.sizes['dev']} rows); trained on {res.sizes['train']} rows"
+    )
+    for header in (
+        "detector",
+        "ROC-AUC",
+        "AP",
+        "F1",
+        "FAR",
+        *(f"cost/row {t} ({m:g}/{f:g})" for t, (m, f) in tables.items()),
+    ):
+        table.add_column(header, justify="left" if header == "detector" else "right")
+    for r in res.rows:
+        table.add_row(
+            r["detector"],
+            *(f"{r[k]:.3f}" for k in ("roc_auc", "average_precision", "f1", "false_alarm_rate")),
+            *(f"{r['cost_' + t]:.4f}" for t in tables),
+        )
+    console.print(table)
+    console.print(
+        "cost/row NAME (miss/false alarm): mean cost per test row at the threshold "
+        "that minimised that cost on dev; F1 and FAR at the max-F1 threshold."
+    )
 
 
 @app.command()
