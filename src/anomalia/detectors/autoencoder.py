@@ -14,24 +14,19 @@ networks (``architecture="auto"`` picks by the input).
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import TransformerMixin
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .. import models
 from .._utils.validation import check_fraction, check_int, check_option
-from ..base import BaseDetector
 from ..errors import DataError
 from ..training import TrainConfig, train
-
-#: Rows per scoring batch: large batches keep the CPU busy with few Python calls.
-SCORE_BATCH = 65536
+from ._torch import SCORE_BATCH, TorchDetector, auto_batch_size, seed_from
 
 
 def auto_bottleneck(n_features: int) -> int:
@@ -39,22 +34,7 @@ def auto_bottleneck(n_features: int) -> int:
     return int(np.clip(math.ceil(n_features / 4), 2, 32))
 
 
-def auto_batch_size(n_rows: int) -> int:
-    """Default batch: 32 rows (best on small tables), growing so that an epoch of a large
-    table stays near 1,000 optimisation steps: clip(n_rows // 1000, 32, 1024)."""
-    return int(np.clip(n_rows // 1000, 32, 1024))
-
-
-def _seed_from(random_state: Any) -> int:
-    """A 31-bit seed from ``random_state``, never touching numpy's global generator."""
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
-    if isinstance(random_state, numbers.Integral):
-        return int(random_state) % (2**31)
-    return int(check_random_state(random_state).randint(2**31 - 1))
-
-
-class _AutoEncoderBase(TransformerMixin, BaseDetector):
+class _AutoEncoderBase(TransformerMixin, TorchDetector):
     """Shared machinery of the auto-encoder detectors (not registered itself).
 
     They are transformers too: ``transform`` gives the bottleneck codes (dimension reduction).
@@ -102,38 +82,9 @@ class _AutoEncoderBase(TransformerMixin, BaseDetector):
         )
 
     # -- input -----------------------------------------------------------------------------
-    def _validate(self, X: ArrayLike, *, reset: bool) -> NDArray[np.float64]:
-        min_rows = 2 if reset else 1
-        if not hasattr(X, "shape"):  # lists and other array-likes
-            X = np.asarray(X)
-        if hasattr(X, "iloc") or len(X.shape) <= 2:
-            X2 = validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=min_rows)
-            if reset:
-                self.image_shape_ = self._image_shape_for_table(X2.shape[1])
-            return X2 if self.image_shape_ is None else X2.reshape(-1, *self.image_shape_)
-        arr = check_array(
-            X, allow_nd=True, dtype=np.float64, ensure_min_samples=min_rows, input_name="X"
-        )
-        if arr.ndim == 3:
-            arr = arr[:, None]
-        if arr.ndim != 4:
-            raise DataError(f"images must be (n, H, W) or (n, C, H, W); got shape {arr.shape}")
-        if reset:
-            if self.architecture == "dense":
-                raise DataError("architecture='dense' needs 2-D tables; got images")
-            self.image_shape_ = tuple(int(s) for s in arr.shape[1:])
-            self.n_features_in_ = int(np.prod(self.image_shape_))
-        elif self.image_shape_ is None:
-            raise DataError(
-                f"this model was trained on tables of {self.n_features_in_} "
-                f"features; got images of shape {arr.shape[1:]}"
-            )
-        elif tuple(arr.shape[1:]) != tuple(self.image_shape_):
-            raise DataError(
-                f"images have shape {tuple(arr.shape[1:])} (C, H, W) but the model "
-                f"was trained on {tuple(self.image_shape_)}"
-            )
-        return arr
+    def _check_images_allowed(self) -> None:
+        if self.architecture == "dense":
+            raise DataError("architecture='dense' needs 2-D tables; got images")
 
     def _image_shape_for_table(self, n_features: int) -> tuple[int, ...] | None:
         if self.image_shape is not None:
@@ -151,27 +102,12 @@ class _AutoEncoderBase(TransformerMixin, BaseDetector):
         # square rows are read as square images; other rows as 1 x n strips (a 1-D signal)
         return (1, side, side) if side * side == n_features else (1, 1, n_features)
 
-    def _fit_scaling(self, X: NDArray[np.float64]) -> None:
-        if self.image_shape_ is not None:
-            # one shift and scale for all pixels (mean and std of the training pixels), so a
-            # pixel's variance is about 1 as the VAE's unit-variance decoder assumes
-            mean, std = float(X.mean()), float(X.std())
-            self.input_shift_ = np.array([mean if self.standardize else 0.0])
-            self.input_scale_ = np.array([std if self.standardize and std > 0 else 1.0])
-        elif self.standardize:
-            self.input_shift_ = X.mean(axis=0)
-            std = X.std(axis=0)
-            self.input_scale_ = np.where(
-                std > 1e-12 * np.maximum(1, np.abs(self.input_shift_)), std, 1.0
-            )
-        else:
-            self.input_shift_ = np.zeros(X.shape[1])
-            self.input_scale_ = np.ones(X.shape[1])
-
     def _tensor(self, X: NDArray[np.float64]) -> torch.Tensor:
-        # per-feature (tables) or one scalar (images) scaling: both broadcast as they are
-        Z = (X - self.input_shift_) / self.input_scale_
-        return torch.from_numpy(Z.astype(np.float32, copy=False))
+        # per-feature (tables) or one scalar (images) scaling, in float32 inside torch
+        x = torch.from_numpy(np.asarray(X, dtype=np.float32))
+        shift = torch.from_numpy(self.input_shift_.astype(np.float32))
+        scale = torch.from_numpy(self.input_scale_.astype(np.float32))
+        return (x - shift) / scale
 
     def _untensor(self, t: torch.Tensor, like_ndim: int) -> NDArray[np.float64]:
         arr = t.double().numpy()
@@ -184,7 +120,7 @@ class _AutoEncoderBase(TransformerMixin, BaseDetector):
 
     # -- fit and score ---------------------------------------------------------------------
     def _fit(self, X: NDArray[np.float64]) -> None:
-        self.seed_ = _seed_from(self.random_state)
+        self.seed_ = seed_from(self.random_state)
         self.architecture_ = "conv" if self.image_shape_ is not None else "dense"
         self.activation_ = self.activation
         if self.activation == "auto":  # see AEDetector's docstring
@@ -509,7 +445,7 @@ class VAEDetector(_AutoEncoderBase):
         """
         check_is_fitted(self)
         n = check_int("n_samples", n_samples)
-        gen = torch.Generator().manual_seed(_seed_from(random_state))
+        gen = torch.Generator().manual_seed(seed_from(random_state))
         with torch.inference_mode():
             out = self.module_.sample(n, generator=gen)
         return self._untensor(out, 4 if self.image_shape_ is not None else 2)

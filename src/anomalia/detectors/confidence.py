@@ -19,19 +19,15 @@ from sklearn.base import clone
 from sklearn.covariance import LedoitWolf
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
-    check_array,
     check_consistent_length,
     check_is_fitted,
     column_or_1d,
-    validate_data,
 )
 
 from .._utils.validation import check_fraction, check_int, check_option
-from ..base import BaseDetector
-from ..errors import DataError
 from ..models.classifier import CNNClassifierNet, MLPClassifierNet, PackedLabels, logit_scores
 from ..training import TrainConfig, train
-from .autoencoder import SCORE_BATCH, _seed_from, auto_batch_size
+from ._torch import SCORE_BATCH, TorchDetector, auto_batch_size, seed_from
 
 SCORES = ("msp", "entropy", "energy", "mahalanobis")
 #: Scores that need the built-in networks (logits or penultimate features).
@@ -52,7 +48,7 @@ _FITTED_PARTS = (
 )
 
 
-class ConfidenceDetector(BaseDetector):
+class ConfidenceDetector(TorchDetector):
     """Open-set recognition: a classifier of the known classes; low confidence = anomaly.
 
     ``fit(X, y)`` trains a classifier on labelled normal data; an input that belongs to no
@@ -333,7 +329,7 @@ class ConfidenceDetector(BaseDetector):
                     "X_outliers (outlier exposure) needs the built-in network (classifier=None)"
                 )
             X_out = self._validate(X_out, reset=False)
-        self.seed_ = _seed_from(self.random_state)
+        self.seed_ = seed_from(self.random_state)
         fit_rows, held_out = self._temperature_split(y)
         if self.classifier is None:
             self._fit_network(X, y, X_out, fit_rows)
@@ -451,57 +447,9 @@ class ConfidenceDetector(BaseDetector):
         module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
         return module.eval()
 
-    def _validate(self, X: ArrayLike, *, reset: bool) -> NDArray[np.float64]:
-        min_rows = 2 if reset else 1
-        if not hasattr(X, "shape"):  # lists and other array-likes
-            X = np.asarray(X)
-        if hasattr(X, "iloc") or len(X.shape) <= 2:
-            X2 = validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=min_rows)
-            if reset:
-                self.image_shape_ = None
-            return X2 if self.image_shape_ is None else X2.reshape(-1, *self.image_shape_)
-        arr = check_array(
-            X, allow_nd=True, dtype=np.float64, ensure_min_samples=min_rows, input_name="X"
-        )
-        if arr.ndim == 3:
-            arr = arr[:, None]
-        if arr.ndim != 4:
-            raise DataError(f"images must be (n, H, W) or (n, C, H, W); got shape {arr.shape}")
-        if reset:
-            self.image_shape_ = tuple(int(s) for s in arr.shape[1:])
-            self.n_features_in_ = int(np.prod(self.image_shape_))
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        elif self.image_shape_ is None:
-            raise DataError(
-                f"this model was trained on tables of {self.n_features_in_} "
-                f"features; got images of shape {arr.shape[1:]}"
-            )
-        elif tuple(arr.shape[1:]) != tuple(self.image_shape_):
-            raise DataError(
-                f"images have shape {tuple(arr.shape[1:])} (C, H, W) but the model "
-                f"was trained on {tuple(self.image_shape_)}"
-            )
-        return arr
-
     @staticmethod
     def _flat(X: NDArray[np.float64]) -> NDArray[np.float64]:
         return X.reshape(len(X), -1)
-
-    def _fit_scaling(self, X: NDArray[np.float64]) -> None:
-        if self.image_shape_ is not None:
-            mean, std = float(X.mean()), float(X.std())
-            self.input_shift_ = np.array([mean if self.standardize else 0.0])
-            self.input_scale_ = np.array([std if self.standardize and std > 0 else 1.0])
-        elif self.standardize:
-            self.input_shift_ = X.mean(axis=0)
-            std = X.std(axis=0)
-            self.input_scale_ = np.where(
-                std > 1e-12 * np.maximum(1, np.abs(self.input_shift_)), std, 1.0
-            )
-        else:
-            self.input_shift_ = np.zeros(X.shape[1])
-            self.input_scale_ = np.ones(X.shape[1])
 
     def _tensor(self, X: NDArray[np.float64], dtype: torch.dtype) -> torch.Tensor:
         Z = (X - self.input_shift_) / self.input_scale_

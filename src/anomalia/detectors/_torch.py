@@ -1,0 +1,105 @@
+"""Input handling shared by the PyTorch detectors: tables and images, validated and scaled.
+
+Tables are 2-D (n_samples, n_features). Images are (n, H, W) or (n, C, H, W) arrays, kept as
+(n, C, H, W). Scaling is fitted on the training data and saved with the model: per feature for
+tables (standardisation), one shift and scale for all pixels of images.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, validate_data
+
+from ..base import BaseDetector
+from ..errors import DataError
+
+#: Accepted input dtypes: float32 input stays float32 (no copy to float64 before the network).
+FLOATS = (np.float64, np.float32)
+
+#: Rows per scoring batch: large batches keep the CPU busy with few Python calls.
+SCORE_BATCH = 65536
+
+
+def auto_batch_size(n_rows: int) -> int:
+    """Default batch: 32 rows (best on small tables), growing so that an epoch of a large
+    table stays near 1,000 optimisation steps: clip(n_rows // 1000, 32, 1024)."""
+    return int(np.clip(n_rows // 1000, 32, 1024))
+
+
+def seed_from(random_state: Any) -> int:
+    """A 31-bit seed from ``random_state``, never touching numpy's global generator."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state) % (2**31)
+    return int(check_random_state(random_state).randint(2**31 - 1))
+
+
+class TorchDetector(BaseDetector):
+    """Validation and input scaling for detectors built on a PyTorch network (not registered).
+
+    Subclasses may override ``_image_shape_for_table`` (read flat rows as images) and
+    ``_check_images_allowed`` (refuse images).
+    """
+
+    def _image_shape_for_table(self, n_features: int) -> tuple[int, ...] | None:
+        return None
+
+    def _check_images_allowed(self) -> None:
+        """Raise :class:`DataError` if this configuration cannot take images."""
+
+    def _validate(self, X: ArrayLike, *, reset: bool) -> NDArray[np.float64]:
+        min_rows = 2 if reset else 1
+        if not hasattr(X, "shape"):  # lists and other array-likes
+            X = np.asarray(X)
+        if hasattr(X, "iloc") or len(X.shape) <= 2:
+            X2 = validate_data(self, X, reset=reset, dtype=FLOATS, ensure_min_samples=min_rows)
+            if reset:
+                self.image_shape_ = self._image_shape_for_table(X2.shape[1])
+            return X2 if self.image_shape_ is None else X2.reshape(-1, *self.image_shape_)
+        arr = check_array(
+            X, allow_nd=True, dtype=FLOATS, ensure_min_samples=min_rows, input_name="X"
+        )
+        if arr.ndim == 3:
+            arr = arr[:, None]
+        if arr.ndim != 4:
+            raise DataError(f"images must be (n, H, W) or (n, C, H, W); got shape {arr.shape}")
+        if reset:
+            self._check_images_allowed()
+            self.image_shape_ = tuple(int(s) for s in arr.shape[1:])
+            self.n_features_in_ = int(np.prod(self.image_shape_))
+            if hasattr(self, "feature_names_in_"):  # left from an earlier fit on a DataFrame
+                del self.feature_names_in_
+        elif self.image_shape_ is None:
+            raise DataError(
+                f"this model was trained on tables of {self.n_features_in_} "
+                f"features; got images of shape {arr.shape[1:]}"
+            )
+        elif tuple(arr.shape[1:]) != tuple(self.image_shape_):
+            raise DataError(
+                f"images have shape {tuple(arr.shape[1:])} (C, H, W) but the model "
+                f"was trained on {tuple(self.image_shape_)}"
+            )
+        return arr
+
+    def _fit_scaling(self, X: NDArray[np.float64]) -> None:
+        if self.image_shape_ is not None:
+            # one shift and scale for all pixels (mean and std of the training pixels), so a
+            # pixel's variance is about 1 as the VAE's unit-variance decoder assumes
+            mean, std = float(X.mean()), float(X.std())
+            self.input_shift_ = np.array([mean if self.standardize else 0.0])
+            self.input_scale_ = np.array([std if self.standardize and std > 0 else 1.0])
+        elif self.standardize:
+            self.input_shift_ = X.mean(axis=0)
+            std = X.std(axis=0)
+            self.input_scale_ = np.where(
+                std > 1e-12 * np.maximum(1, np.abs(self.input_shift_)), std, 1.0
+            )
+        else:
+            self.input_shift_ = np.zeros(X.shape[1])
+            self.input_scale_ = np.ones(X.shape[1])
