@@ -82,6 +82,11 @@ def test_clean_split_sizes_class_counts_and_scaling():
         ("ae(hidden=(16, 8), epochs=5)", ("anomalia", "ae", {"hidden": (16, 8), "epochs": 5})),
         ("sklearn:IsolationForest", ("sklearn", "IsolationForest", {})),
         ("pyod:KNN(n_neighbors=10)", ("pyod", "KNN", {"n_neighbors": 10})),
+        # a ':' inside the parameters (a dict) is not a source
+        (
+            "ensemble(detectors=(('knn', {'n_neighbors': 3}), 'gaussian'))",
+            ("anomalia", "ensemble", {"detectors": (("knn", {"n_neighbors": 3}), "gaussian")}),
+        ),
     ],
 )
 def test_parse_spec(spec, expected):

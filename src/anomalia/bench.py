@@ -178,8 +178,11 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
     The source is ``"anomalia"``, ``"sklearn"`` or ``"pyod"``.
     """
     text = spec.strip()
-    source, sep, rest = text.partition(":")
-    if not sep:
+    head, paren, tail = text.partition("(")
+    source, sep, rest = head.partition(":")  # a ':' inside the parameters is not a source
+    if sep:
+        rest = rest + paren + tail
+    else:
         source, rest = "anomalia", text
     if source not in ("anomalia", "sklearn", "pyod"):
         raise AnomaliaError(f"detector {spec!r}: the source must be sklearn: or pyod:")
