@@ -38,11 +38,26 @@ def test_knn_caps_k_and_subsamples(blobs):
     assert roc_auc_score(y_test, sub.anomaly_score(X_test)) > 0.95
 
 
+def test_knn_duplicates_ignore_skips_a_rows_own_copies():
+    X = np.array([[0.0], [0.0], [0.0], [1.0], [3.0]])
+    count = KNNDetector(n_neighbors=1, scale=False).fit(X)
+    ignore = KNNDetector(n_neighbors=1, scale=False, duplicates="ignore").fit(X)
+    # a copy of a training row: 0 when copies count, the distance to the next distinct row
+    np.testing.assert_allclose(count.anomaly_score([[0.0], [2.5]]), [0.0, 0.5])
+    np.testing.assert_allclose(ignore.anomaly_score([[0.0], [2.5]]), [1.0, 0.5])
+    assert ignore.estimator_.n_samples_fit_ == 3  # each distinct row indexed once
+    # training rows: the repeated 0 scores 0 among its copies, 1 when they are ignored
+    np.testing.assert_allclose(ignore._training_scores(X), [1.0, 1.0, 1.0, 1.0, 2.0])
+    np.testing.assert_allclose(count._training_scores(X), [0.0, 0.0, 0.0, 1.0, 2.0])
+
+
 def test_knn_rejects_bad_parameters(blobs):
     with pytest.raises(ValueError, match="method"):
         KNNDetector(method="max").fit(blobs[0])
     with pytest.raises(ValueError, match="n_neighbors"):
         KNNDetector(n_neighbors=0).fit(blobs[0])
+    with pytest.raises(ValueError, match="duplicates"):
+        KNNDetector(duplicates="drop").fit(blobs[0])
 
 
 def _members_by_hand(det, X_train, X):

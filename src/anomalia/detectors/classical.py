@@ -41,6 +41,21 @@ class GaussianDetector(BaseDetector):
         ``0``: the maximum-likelihood covariance itself (plus ``reg_covar``).
     reg_covar : float, default=1e-6
         Added to the diagonal of the covariance of the standardised features.
+    support_fraction : float in (0, 1] or None, default=None
+        ``None``: fit every training row (maximum likelihood). A fraction ``h``: a robust
+        fit for training data that may hold anomalies, by concentration steps as in the
+        minimum covariance determinant (Rousseeuw and Van Driessen's C-steps): starting from
+        the fit on all rows, refit on the ``ceil(h * n)`` rows with the smallest
+        Mahalanobis distance, and repeat until that subset stops changing (at most
+        ``max_iter`` times). Anomalies in the training data then no longer inflate the
+        covariance, so they stay far. ``0.5`` tolerates the most pollution.
+    max_iter : int, default=10
+        Most concentration steps (``support_fraction`` only).
+    score : {"density", "distance"}, default="density"
+        ``"density"``: the anomaly score is the negative log-density. ``"distance"``: the
+        Mahalanobis distance ``D_M(x)`` itself (in standard deviations), a score on the
+        same footing as a nearest-neighbour distance when combined in an ensemble. Both
+        rank rows alike.
     contamination : float in (0, 0.5] or None, default=None
         Expected share of anomalies in the training data; sets ``threshold_``
         (see :class:`anomalia.base.BaseDetector`).
@@ -53,6 +68,10 @@ class GaussianDetector(BaseDetector):
         Estimated covariance ``Sigma*`` in the original units (after shrinkage).
     shrinkage_ : float
         The shrinkage coefficient used.
+    n_support_ : int
+        Training rows the final estimate was fitted on.
+    n_iter_ : int
+        Concentration steps taken (0 without ``support_fraction``).
     threshold_ : float
         Anomaly-score threshold; rows scoring above it are anomalies.
     n_features_in_ : int
@@ -75,18 +94,46 @@ class GaussianDetector(BaseDetector):
         *,
         shrinkage: str | float = "auto",
         reg_covar: float = 1e-6,
+        support_fraction: float | None = None,
+        max_iter: int = 10,
+        score: str = "density",
         contamination: float | None = None,
     ) -> None:
         self.shrinkage = shrinkage
         self.reg_covar = reg_covar
+        self.support_fraction = support_fraction
+        self.max_iter = max_iter
+        self.score = score
         self.contamination = contamination
 
     def _check_params(self) -> None:
         if self.shrinkage != "auto":
             check_fraction("shrinkage", self.shrinkage, low=0.0, high=1.0, low_inclusive=True)
         check_fraction("reg_covar", self.reg_covar, low=0.0, high=np.inf, low_inclusive=True)
+        if self.support_fraction is not None:
+            check_fraction("support_fraction", self.support_fraction)
+        check_int("max_iter", self.max_iter)
+        check_option("score", self.score, ("density", "distance"))
 
     def _fit(self, X: NDArray[np.float64]) -> None:
+        self._estimate(X)
+        self.n_support_, self.n_iter_ = len(X), 0
+        if self.support_fraction is None:
+            return
+        h = max(2, int(np.ceil(self.support_fraction * len(X))))
+        support = None
+        while h < len(X) and self.n_iter_ < self.max_iter:
+            # C-step: the h rows nearest the current fit; refitting on them cannot raise
+            # the determinant, so the subset settles after a few steps
+            nearest = np.sort(np.argsort(self._mahalanobis(X), kind="stable")[:h])
+            if support is not None and np.array_equal(nearest, support):
+                break
+            support = nearest
+            self._estimate(X[support])
+            self.n_support_, self.n_iter_ = h, self.n_iter_ + 1
+
+    def _estimate(self, X: NDArray[np.float64]) -> None:
+        """Mean and (shrunk) covariance of the rows ``X``."""
         self.scaler_ = StandardScaler().fit(X)
         Z = self.scaler_.transform(X)
         d = Z.shape[1]
@@ -122,6 +169,8 @@ class GaussianDetector(BaseDetector):
         return np.einsum("ij,ij->j", W, W)
 
     def _anomaly_score(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        if self.score == "distance":
+            return np.sqrt(self._mahalanobis(X))
         d = self.cholesky_.shape[0]
         return 0.5 * (d * np.log(2.0 * np.pi) + self.log_det_ + self._mahalanobis(X))
 
@@ -288,6 +337,11 @@ class IForestDetector(BaseDetector):
         return -self.estimator_.score_samples(X)
 
 
+# a neighbour closer than this (standardised units, per sqrt(feature)) is the row's own copy,
+# up to the rounding of a brute-force search's |a|^2 + |b|^2 - 2ab
+_SAME_ROW = 1e-6
+
+
 class KNNDetector(_ScaledSample):
     """Distance to the k-th nearest training row (scikit-learn's NearestNeighbors).
 
@@ -312,6 +366,13 @@ class KNNDetector(_ScaledSample):
     max_samples : int or None, default=None
         Keep a random subsample of at most this many training rows as neighbours
         (``random_state`` picks it).
+    duplicates : {"count", "ignore"}, default="count"
+        ``"count"``: every training row is a neighbour, copies included. ``"ignore"``: index
+        each distinct training row once and never count a scored row's own exact copy
+        among its neighbours, so a record that was seen (or repeated) in training is still
+        scored by its distance to *other* records. Use it when rows repeat: resampled data,
+        logs with repeated events, or polluted training data whose anomalies recur
+        (with ``"count"`` such rows score 0).
     contamination : float in (0, 0.5] or None, default=None
         See :class:`anomalia.base.BaseDetector`.
     n_jobs : int or None, default=None
@@ -349,6 +410,7 @@ class KNNDetector(_ScaledSample):
         method: str = "largest",
         scale: bool = True,
         max_samples: int | None = None,
+        duplicates: str = "count",
         contamination: float | None = None,
         n_jobs: int | None = None,
         random_state: int | None = None,
@@ -357,6 +419,7 @@ class KNNDetector(_ScaledSample):
         self.method = method
         self.scale = scale
         self.max_samples = max_samples
+        self.duplicates = duplicates
         self.contamination = contamination
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -364,11 +427,14 @@ class KNNDetector(_ScaledSample):
     def _check_params(self) -> None:
         check_int("n_neighbors", self.n_neighbors)
         check_option("method", self.method, ("largest", "mean", "median"))
+        check_option("duplicates", self.duplicates, ("count", "ignore"))
         if self.max_samples is not None:
             check_int("max_samples", self.max_samples, minimum=2)
 
     def _fit(self, X: NDArray[np.float64]) -> None:
         Z = self._fit_rows(X)
+        if self.duplicates == "ignore":
+            Z = np.unique(Z, axis=0)
         # k can exceed neither the rows nor, when training rows leave themselves out, n - 1
         self.n_neighbors_ = min(self.n_neighbors, Z.shape[0] - 1)
         self.estimator_ = NearestNeighbors(n_neighbors=self.n_neighbors_, n_jobs=self.n_jobs)
@@ -380,11 +446,18 @@ class KNNDetector(_ScaledSample):
         return dist.mean(axis=1) if self.method == "mean" else np.median(dist, axis=1)
 
     def _anomaly_score(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
-        dist = self.estimator_.kneighbors(self._scaled(X), return_distance=True)[0]
-        return self._reduce(dist)
+        k = self.n_neighbors_
+        if self.duplicates == "count":
+            return self._reduce(self.estimator_.kneighbors(self._scaled(X), k)[0])
+        # one neighbour more; a row whose nearest neighbour is its own copy skips it
+        dist = self.estimator_.kneighbors(self._scaled(X), k + 1)[0]
+        copy = dist[:, 0] <= _SAME_ROW * np.sqrt(X.shape[1])
+        return self._reduce(np.take_along_axis(dist, np.arange(k) + copy[:, None], axis=1))
 
     def _training_scores(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
-        if self.max_samples is not None and X.shape[0] > self.max_samples:
-            return self._anomaly_score(X)  # rows outside the subsample are new to the index
+        if self.duplicates == "ignore" or (
+            self.max_samples is not None and X.shape[0] > self.max_samples
+        ):  # rows outside the subsample are new to the index; "ignore" skips a row's copy
+            return self._anomaly_score(X)
         # kneighbors() without X leaves each indexed row out of its own neighbours
         return self._reduce(self.estimator_.kneighbors(return_distance=True)[0])

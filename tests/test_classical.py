@@ -1,0 +1,87 @@
+"""The Gaussian density detector: maximum likelihood, and the robust fit for polluted data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+from sklearn.metrics import roc_auc_score
+
+from anomalia.detectors.classical import GaussianDetector
+
+
+@pytest.fixture
+def polluted():
+    """900 normal rows around 0 and a 100-row cluster of anomalies at +4 (10 % pollution)."""
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=(900, 3)) * [1.0, 2.0, 0.5]
+    anomalies = rng.normal(size=(100, 3)) * 0.3 + 4.0
+    X = np.vstack([normal, anomalies])
+    y = np.r_[np.zeros(900), np.ones(100)]
+    return X, y
+
+
+def test_density_is_the_maximum_likelihood_gaussian():
+    X = np.random.default_rng(1).normal(size=(400, 3)) @ [[2, 0, 0], [1, 1, 0], [0, 0, 3]]
+    det = GaussianDetector(shrinkage=0.0, reg_covar=0.0).fit(X)
+    np.testing.assert_allclose(det.location_, X.mean(axis=0))
+    np.testing.assert_allclose(det.covariance_, np.cov(X, rowvar=False, bias=True))
+    ref = multivariate_normal(X.mean(axis=0), np.cov(X, rowvar=False, bias=True))
+    np.testing.assert_allclose(det.anomaly_score(X[:5]), -ref.logpdf(X[:5]))
+    assert (det.n_support_, det.n_iter_) == (400, 0)
+
+
+def test_distance_score_is_the_mahalanobis_distance(polluted):
+    X, _ = polluted
+    density = GaussianDetector().fit(X)
+    distance = GaussianDetector(score="distance").fit(X)
+    np.testing.assert_allclose(distance.anomaly_score(X), np.sqrt(density.mahalanobis(X)))
+    # the same ranking either way
+    np.testing.assert_array_equal(
+        np.argsort(distance.anomaly_score(X)), np.argsort(density.anomaly_score(X))
+    )
+
+
+def test_support_fraction_ignores_the_pollution(polluted):
+    X, y = polluted
+    ml = GaussianDetector().fit(X)
+    robust = GaussianDetector(support_fraction=0.5).fit(X)
+    assert robust.n_support_ == math.ceil(0.5 * len(X)) and 1 <= robust.n_iter_ <= 10
+    # the anomalies pull the ML mean towards +4 and inflate its covariance; the robust fit
+    # is the normal rows' own
+    scale = np.array([1.0, 2.0, 0.5])  # the normal rows' standard deviations
+    assert np.abs(ml.location_ / scale).max() > 0.5
+    assert np.abs(robust.location_ / scale).max() < 0.15
+    auc_ml = roc_auc_score(y, ml.anomaly_score(X))
+    auc_robust = roc_auc_score(y, robust.anomaly_score(X))
+    assert auc_robust > 0.99 and auc_robust > auc_ml + 0.02
+
+
+def test_support_fraction_is_deterministic_and_harmless_on_clean_data():
+    X = np.random.default_rng(2).normal(size=(500, 4))
+    a = GaussianDetector(support_fraction=0.75).fit(X)
+    b = GaussianDetector(support_fraction=0.75).fit(X)
+    np.testing.assert_array_equal(a.anomaly_score(X), b.anomaly_score(X))
+    # the central 75 % of a Gaussian: same centre, the shape kept (a shrunken scale)
+    np.testing.assert_allclose(a.location_, 0.0, atol=0.15)
+    corr = a.covariance_ / np.sqrt(np.outer(np.diag(a.covariance_), np.diag(a.covariance_)))
+    np.testing.assert_allclose(corr, np.eye(4), atol=0.15)
+    one = GaussianDetector(support_fraction=1.0).fit(X)
+    assert one.n_iter_ == 0
+    np.testing.assert_allclose(one.location_, X.mean(axis=0))
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"support_fraction": 0.0}, "support_fraction"),
+        ({"support_fraction": 1.5}, "support_fraction"),
+        ({"max_iter": 0}, "max_iter"),
+        ({"score": "likelihood"}, "score"),
+    ],
+)
+def test_gaussian_rejects_bad_parameters(params, match, polluted):
+    with pytest.raises(ValueError, match=match):
+        GaussianDetector(**params).fit(polluted[0])
