@@ -30,13 +30,13 @@ def test_density_is_the_maximum_likelihood_gaussian():
     np.testing.assert_allclose(det.covariance_, np.cov(X, rowvar=False, bias=True))
     ref = multivariate_normal(X.mean(axis=0), np.cov(X, rowvar=False, bias=True))
     np.testing.assert_allclose(det.anomaly_score(X[:5]), -ref.logpdf(X[:5]))
-    assert (det.n_support_, det.n_iter_) == (400, 0)
+    assert (det.n_support_, det.n_steps_) == (400, 0)
 
 
 def test_distance_score_is_the_mahalanobis_distance(polluted):
     X, _ = polluted
     density = GaussianDetector().fit(X)
-    distance = GaussianDetector(score="distance").fit(X)
+    distance = GaussianDetector(score_method="distance").fit(X)
     np.testing.assert_allclose(distance.anomaly_score(X), np.sqrt(density.mahalanobis(X)))
     # the same ranking either way
     np.testing.assert_array_equal(
@@ -48,7 +48,7 @@ def test_support_fraction_ignores_the_pollution(polluted):
     X, y = polluted
     ml = GaussianDetector().fit(X)
     robust = GaussianDetector(support_fraction=0.5).fit(X)
-    assert robust.n_support_ == math.ceil(0.5 * len(X)) and 1 <= robust.n_iter_ <= 10
+    assert robust.n_support_ == math.ceil(0.5 * len(X)) and 1 <= robust.n_steps_ <= 5
     # the anomalies pull the ML mean towards +4 and inflate its covariance; the robust fit
     # is the normal rows' own
     scale = np.array([1.0, 2.0, 0.5])  # the normal rows' standard deviations
@@ -69,7 +69,7 @@ def test_support_fraction_is_deterministic_and_harmless_on_clean_data():
     corr = a.covariance_ / np.sqrt(np.outer(np.diag(a.covariance_), np.diag(a.covariance_)))
     np.testing.assert_allclose(corr, np.eye(4), atol=0.15)
     one = GaussianDetector(support_fraction=1.0).fit(X)
-    assert one.n_iter_ == 0
+    assert one.n_steps_ == 0
     np.testing.assert_allclose(one.location_, X.mean(axis=0))
 
 
@@ -78,8 +78,8 @@ def test_support_fraction_is_deterministic_and_harmless_on_clean_data():
     [
         ({"support_fraction": 0.0}, "support_fraction"),
         ({"support_fraction": 1.5}, "support_fraction"),
-        ({"max_iter": 0}, "max_iter"),
-        ({"score": "likelihood"}, "score"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"score_method": "likelihood"}, "score_method"),
     ],
 )
 def test_gaussian_rejects_bad_parameters(params, match, polluted):
