@@ -28,6 +28,17 @@ MEMBERS = {
     "knn20s": ("knn", {"n_neighbors": 20, "max_samples": 10000}),
     "knn10sub": ("knn", {"n_neighbors": 10, "max_samples": 1000}),
     "knn5sub": ("knn", {"n_neighbors": 5, "max_samples": 1000}),
+    "knn5mean_s": ("knn", {"method": "mean", "max_samples": 10000}),
+    "rgauss50": ("gaussian", {"support_fraction": 0.5, "score_method": "distance"}),
+    "rgauss50_1": (
+        "gaussian",
+        {"support_fraction": 0.5, "score_method": "distance", "max_steps": 1},
+    ),
+    "rgauss50_3": (
+        "gaussian",
+        {"support_fraction": 0.5, "score_method": "distance", "max_steps": 3},
+    ),
+    "rgauss75": ("gaussian", {"support_fraction": 0.75, "score_method": "distance"}),
     "iforest": ("iforest", {}),
     "iforest500": ("iforest", {"n_estimators": 500}),
     "gaussian": ("gaussian", {}),

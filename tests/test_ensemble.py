@@ -153,7 +153,28 @@ def test_default_detector_saves_and_loads_with_its_members(tmp_path, blobs):
     assert back.threshold_ == det.threshold_
 
 
+def test_default_holds_up_when_training_data_hides_a_cluster_of_anomalies():
+    rng = np.random.default_rng(0)
+
+    def data(n, m):  # standard normal rows and a tight cluster of anomalies at +3
+        X = np.vstack([rng.normal(size=(n, 4)), rng.normal(size=(m, 4)) * 0.2 + 3.0])
+        return X, np.r_[np.zeros(n), np.ones(m)]
+
+    (X_train, _), (X_test, y_test) = data(900, 100), data(300, 30)
+    default = make_detector("default").fit(X_train)
+    knn = make_detector("knn").fit(X_train)
+    # the cluster's rows are each other's neighbours, so kNN alone calls them normal; the
+    # robust Gaussian member, fitted on the central half, still sees them far away
+    auc_knn = roc_auc_score(y_test, knn.anomaly_score(X_test))
+    auc_default = roc_auc_score(y_test, default.anomaly_score(X_test))
+    assert auc_knn < 0.1 and auc_default > 0.75
+
+
 def test_default_is_a_registered_ensemble():
     det = make_detector("default")
     assert isinstance(det, EnsembleDetector)
+    assert det.detectors == (
+        ("knn", {"method": "mean", "max_samples": 10000}),
+        ("gaussian", {"support_fraction": 0.5, "score_method": "distance"}),
+    )
     assert "default" in anomalia.available_detectors()
