@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 import anomalia
@@ -508,3 +509,26 @@ def test_confidence_with_class_column_and_outliers(tmp_path):
     )
     assert res.exit_code == 2
     assert "--class-column" in res.stderr
+
+
+def test_robust_gaussian_from_the_command_line(tmp_path):
+    # training data with a hidden cluster of anomalies (10 %), no labels
+    rng = np.random.default_rng(0)
+    train = np.vstack([rng.normal(size=(450, 3)), rng.normal(4, 0.2, size=(50, 3))])
+    test = np.vstack([rng.normal(size=(60, 3)), rng.normal(4, 0.2, size=(10, 3))])
+    pd.DataFrame(train, columns=list("abc")).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(test, columns=list("abc")).to_csv(tmp_path / "test.csv", index=False)
+    aucs = {}
+    for name, params in {"ml": [], "robust": ["-p", "support_fraction=0.5"]}.items():
+        model = tmp_path / f"{name}.anomalia"
+        res = run("fit", tmp_path / "train.csv", "-d", "gaussian", *params, "--out", model)
+        assert res.exit_code == 0, res.output
+        res = run("score", model, tmp_path / "test.csv", "--out", tmp_path / f"{name}.csv")
+        assert res.exit_code == 0, res.output
+        scores = pd.read_csv(tmp_path / f"{name}.csv")["anomaly_score"]
+        aucs[name] = roc_auc_score(np.r_[np.zeros(60), np.ones(10)], scores)
+    assert aucs["robust"] > 0.99 and aucs["robust"] > aucs["ml"]
+    res = run("fit", tmp_path / "train.csv", "-d", "gaussian", "-p", "support_fraction=2",
+              "--out", tmp_path / "bad.anomalia")  # fmt: skip
+    assert res.exit_code == 2 and "support_fraction" in res.stderr
+    assert not (tmp_path / "bad.anomalia").exists()
