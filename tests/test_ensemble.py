@@ -151,6 +151,12 @@ def test_default_detector_saves_and_loads_with_its_members(tmp_path, blobs):
     assert [type(m).__name__ for m in back.detectors_] == ["KNNDetector", "AEDetector"]
     np.testing.assert_allclose(back.anomaly_score(X_test), det.anomaly_score(X_test), rtol=1e-6)
     assert back.threshold_ == det.threshold_
+    # the registered default (kNN and the robust Gaussian) round-trips too
+    real = make_detector("default").fit(train)
+    real.save(tmp_path / "default.zip")
+    again = anomalia.load(tmp_path / "default.zip")
+    assert again.detectors_[1].n_support_ == real.detectors_[1].n_support_ < len(train)
+    np.testing.assert_array_equal(again.anomaly_score(X_test), real.anomaly_score(X_test))
 
 
 def test_default_holds_up_when_training_data_hides_a_cluster_of_anomalies():
