@@ -73,6 +73,25 @@ def test_support_fraction_is_deterministic_and_harmless_on_clean_data():
     np.testing.assert_allclose(one.location_, X.mean(axis=0))
 
 
+def test_scale_from_all_keeps_the_training_rows_scale(polluted):
+    X, y = polluted
+    robust = {"support_fraction": 0.5, "score_method": "distance"}
+    own = GaussianDetector(**robust).fit(X)
+    full = GaussianDetector(**robust, scale_from="all").fit(X)
+    # features measured in the standard deviations of every training row; the centre and
+    # the covariance are still the support's, so the pollution is ignored either way
+    np.testing.assert_allclose(full.scaler_.scale_, X.std(axis=0))
+    assert not np.allclose(own.scaler_.scale_, X.std(axis=0))
+    assert np.abs(full.location_ / [1.0, 2.0, 0.5]).max() < 0.15
+    assert full.n_support_ == own.n_support_ == 500
+    assert roc_auc_score(y, full.anomaly_score(X)) > 0.99
+    # the ML fit (no support_fraction) ignores the option
+    np.testing.assert_array_equal(
+        GaussianDetector(scale_from="all").fit(X).anomaly_score(X),
+        GaussianDetector().fit(X).anomaly_score(X),
+    )
+
+
 @pytest.mark.parametrize(
     ("params", "match"),
     [
@@ -80,6 +99,7 @@ def test_support_fraction_is_deterministic_and_harmless_on_clean_data():
         ({"support_fraction": 1.5}, "support_fraction"),
         ({"max_steps": 0}, "max_steps"),
         ({"score_method": "likelihood"}, "score_method"),
+        ({"scale_from": "train"}, "scale_from"),
     ],
 )
 def test_gaussian_rejects_bad_parameters(params, match, polluted):

@@ -144,6 +144,7 @@ def test_default_detector_saves_and_loads_with_its_members(tmp_path, blobs):
     det = make_detector(
         "default",
         detectors=("knn", ("ae", {"hidden": (8,), "epochs": 2, "batch_size": 32})),
+        weights=None,
         random_state=0,
     ).fit(train)
     det.save(tmp_path / "m.zip")
@@ -179,8 +180,11 @@ def test_default_holds_up_when_training_data_hides_a_cluster_of_anomalies():
 def test_default_is_a_registered_ensemble():
     det = make_detector("default")
     assert isinstance(det, EnsembleDetector)
+    robust = {"support_fraction": 0.5, "score_method": "distance"}
     assert det.detectors == (
         ("knn", {"method": "mean", "max_samples": 10000}),
-        ("gaussian", {"support_fraction": 0.5, "score_method": "distance"}),
+        ("gaussian", robust),
+        ("gaussian", {**robust, "scale_from": "all"}),
     )
+    assert det.weights == (1.0, 0.5, 0.5)
     assert "default" in anomalia.available_detectors()

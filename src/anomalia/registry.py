@@ -42,13 +42,18 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
     "default": (
         "anomalia.detectors.ensemble:EnsembleDetector",
         "the recommended detector for tables: mean distance to the 5 nearest training rows "
-        "plus a robust Gaussian's Mahalanobis distance, each z-scored; the best on average "
+        "plus robust Gaussians' Mahalanobis distances, each z-scored; the best on average "
         "over the ADBench benchmark under both protocols (see 'anomalia bench').",
         {
             "detectors": (
                 ("knn", {"method": "mean", "max_samples": 10000}),
                 ("gaussian", {"support_fraction": 0.5, "score_method": "distance"}),
-            )
+                (
+                    "gaussian",
+                    {"support_fraction": 0.5, "score_method": "distance", "scale_from": "all"},
+                ),
+            ),
+            "weights": (1.0, 0.5, 0.5),
         },
     ),
     "ae": (

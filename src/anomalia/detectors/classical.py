@@ -52,6 +52,14 @@ class GaussianDetector(BaseDetector):
     max_steps : int, default=5
         Most concentration steps (``support_fraction`` only). With shrinkage the steps need
         not settle; on ADBench 3 to 5 steps did best, more drifted to a too-narrow subset.
+    scale_from : {"support", "all"}, default="support"
+        Whose standard deviations put the features on one scale before the covariance is
+        shrunk towards a multiple of the identity (``support_fraction`` only):
+        ``"support"``, the rows the fit ends on; ``"all"``, every training row. The two
+        shrink differently where the support's spread differs from the data's. Measured:
+        on ADBench ``"support"`` ranks anomalies better; on one-hot-heavy intrusion data
+        (KDD Cup 99 with 2 % attacks in training) it fails (ROC-AUC 0.69) where ``"all"``
+        holds (0.95). The ``default`` detector averages both.
     score_method : {"density", "distance"}, default="density"
         ``"density"``: the anomaly score is the negative log-density. ``"distance"``: the
         Mahalanobis distance ``D_M(x)`` itself (in standard deviations), a score on the
@@ -97,6 +105,7 @@ class GaussianDetector(BaseDetector):
         reg_covar: float = 1e-6,
         support_fraction: float | None = None,
         max_steps: int = 5,
+        scale_from: str = "support",
         score_method: str = "density",
         contamination: float | None = None,
     ) -> None:
@@ -104,6 +113,7 @@ class GaussianDetector(BaseDetector):
         self.reg_covar = reg_covar
         self.support_fraction = support_fraction
         self.max_steps = max_steps
+        self.scale_from = scale_from
         self.score_method = score_method
         self.contamination = contamination
 
@@ -114,6 +124,7 @@ class GaussianDetector(BaseDetector):
         if self.support_fraction is not None:
             check_fraction("support_fraction", self.support_fraction)
         check_int("max_steps", self.max_steps)
+        check_option("scale_from", self.scale_from, ("support", "all"))
         check_option("score_method", self.score_method, ("density", "distance"))
 
     def _fit(self, X: NDArray[np.float64]) -> None:
@@ -122,6 +133,7 @@ class GaussianDetector(BaseDetector):
         if self.support_fraction is None:
             return
         h = max(2, int(np.ceil(self.support_fraction * len(X))))
+        scale = self.scaler_.scale_ if self.scale_from == "all" else None
         support = None
         while h < len(X) and self.n_steps_ < self.max_steps:
             # concentration step: refit on the h rows nearest the current fit
@@ -129,12 +141,16 @@ class GaussianDetector(BaseDetector):
             if support is not None and np.array_equal(nearest, support):
                 break
             support = nearest
-            self._estimate(X[support])
+            self._estimate(X[support], scale)
             self.n_support_, self.n_steps_ = h, self.n_steps_ + 1
 
-    def _estimate(self, X: NDArray[np.float64]) -> None:
-        """Mean and (shrunk) covariance of the rows ``X``."""
+    def _estimate(self, X: NDArray[np.float64], scale: NDArray[np.float64] | None = None) -> None:
+        """Mean and (shrunk) covariance of the rows ``X``, features standardised by ``scale``
+        (default: the rows' own standard deviations)."""
         self.scaler_ = StandardScaler().fit(X)
+        if scale is not None:
+            self.scaler_.scale_ = scale
+            self.scaler_.var_ = scale**2
         Z = self.scaler_.transform(X)
         d = Z.shape[1]
         emp = np.atleast_2d(np.cov(Z, rowvar=False, bias=True))  # the ML estimate
