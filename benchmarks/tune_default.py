@@ -38,6 +38,10 @@ MEMBERS = {
         "gaussian",
         {"support_fraction": 0.5, "score_method": "distance", "max_steps": 3},
     ),
+    "rgauss50all": (
+        "gaussian",
+        {"support_fraction": 0.5, "score_method": "distance", "scale_from": "all"},
+    ),
     "rgauss75": ("gaussian", {"support_fraction": 0.75, "score_method": "distance"}),
     "iforest": ("iforest", {}),
     "iforest500": ("iforest", {"n_estimators": 500}),
