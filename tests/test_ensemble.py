@@ -58,6 +58,8 @@ def test_knn_rejects_bad_parameters(blobs):
         KNNDetector(n_neighbors=0).fit(blobs[0])
     with pytest.raises(ValueError, match="duplicates"):
         KNNDetector(duplicates="drop").fit(blobs[0])
+    with pytest.raises(ValueError, match="2 distinct training rows"):
+        KNNDetector(duplicates="ignore").fit(np.ones((5, 3)))
 
 
 def _members_by_hand(det, X_train, X):

@@ -451,6 +451,8 @@ class KNNDetector(_ScaledSample):
         Z = self._fit_rows(X)
         if self.duplicates == "ignore":
             Z = np.unique(Z, axis=0)
+            if len(Z) < 2:
+                raise ValueError("duplicates='ignore' needs at least 2 distinct training rows")
         # k can exceed neither the rows nor, when training rows leave themselves out, n - 1
         self.n_neighbors_ = min(self.n_neighbors, Z.shape[0] - 1)
         self.estimator_ = NearestNeighbors(n_neighbors=self.n_neighbors_, n_jobs=self.n_jobs)
