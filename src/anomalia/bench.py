@@ -721,6 +721,9 @@ def plot_results(df: pd.DataFrame, stem: str | os.PathLike[str]) -> list[Path]:
     """
     from matplotlib.figure import Figure
 
+    def short(names: Any) -> list[str]:  # long specs (ensembles) would squeeze the axes
+        return [n if len(n) <= 40 else n[:39] + "…" for n in names]
+
     written = []
     for protocol, table in per_dataset(df).items():
         if table.empty:
@@ -730,7 +733,7 @@ def plot_results(df: pd.DataFrame, stem: str | os.PathLike[str]) -> list[Path]:
         fig = Figure(figsize=(7, 0.45 * len(order) + 1.5), layout="constrained")
         ax = fig.add_subplot()
         ax.boxplot(
-            [table[c].dropna() for c in order], orientation="horizontal", tick_labels=list(order)
+            [table[c].dropna() for c in order], orientation="horizontal", tick_labels=short(order)
         )
         ax.scatter(table.mean(), range(1, len(order) + 1), marker="D", color="C3", zorder=3,
                    label="mean")  # fmt: skip
@@ -738,7 +741,7 @@ def plot_results(df: pd.DataFrame, stem: str | os.PathLike[str]) -> list[Path]:
         ax.set_title(f"protocol {protocol}: {len(table)} datasets")
         ax.legend(loc="lower left")
         path = Path(f"{stem}_{protocol}_auc.png")
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
         written.append(path)
 
         cols = list(order[::-1])
@@ -746,12 +749,12 @@ def plot_results(df: pd.DataFrame, stem: str | os.PathLike[str]) -> list[Path]:
                      layout="constrained")  # fmt: skip
         ax = fig.add_subplot()
         im = ax.imshow(table[cols].to_numpy(), aspect="auto", cmap="viridis", vmin=0.4, vmax=1)
-        ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize=8)
+        ax.set_xticks(range(len(cols)), short(cols), rotation=60, ha="right", fontsize=8)
         ax.set_yticks(range(len(table)), table.index, fontsize=8)
         fig.colorbar(im, ax=ax, label="ROC-AUC")
         ax.set_title(f"protocol {protocol}")
         path = Path(f"{stem}_{protocol}_heatmap.png")
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
         written.append(path)
     return written
 
