@@ -31,7 +31,6 @@ import lzma
 import math
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._utils.files import atomic_output
 from .errors import AnomaliaError
 
 __all__ = [
@@ -246,16 +246,7 @@ def write_compressed(
     ``kwargs`` are those of :func:`compress`. Returns the path written.
     """
     blob = compress(detector, X, **kwargs)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    out = atomic_output(path, lambda tmp: tmp.write_bytes(blob))
     return out
 
 

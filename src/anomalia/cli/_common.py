@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -12,7 +10,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from .._utils.files import atomic_output
 from ..errors import AnomaliaError
+
+__all__ = ["atomic_output", "console", "err_console", "handle_errors", "parse_params"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -96,19 +97,3 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
             raise AnomaliaError(f"--param expects key=value, got {pair!r}")
         out[key.strip()] = parse_value(value)
     return out
-
-
-def atomic_output(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make outputs private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
