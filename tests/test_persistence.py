@@ -33,7 +33,7 @@ def _rewrite(path, member, transform):
 def test_metadata_and_versions_are_kept(model_file):
     det, manifest = load_model(model_file)
     assert manifest["metadata"] == {"spec": {"label_column": "y", "ignore": ["a", "b"]}}
-    assert manifest["format_version"] == 1 and manifest["detector"] == "iforest"
+    assert manifest["format_version"] == 2 and manifest["detector"] == "iforest"
     assert {"anomalia", "numpy", "scikit-learn"} <= set(manifest["versions"])
     assert det.n_features_in_ == 4
 
@@ -82,7 +82,7 @@ def test_truncated(model_file):
 
 
 def test_tampered_arrays(model_file):
-    _rewrite(model_file, "sklearn/estimator_.skops", lambda b: b[:-10] + b"0123456789")
+    _rewrite(model_file, "arrays.safetensors", lambda b: b[:-10] + b"0123456789")
     with pytest.raises(ModelFileError, match="checksum mismatch"):
         anomalia.load(model_file)
 

@@ -8,6 +8,7 @@ tables (standardisation), one shift and scale for all pixels of images.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, validate_data
 
 from ..base import BaseDetector
-from ..errors import DataError
+from ..errors import DataError, ModelFileError
 
 #: Accepted input dtypes: float32 input stays float32 (no copy to float64 before the network).
 FLOATS = (np.float64, np.float32)
@@ -29,6 +30,35 @@ def auto_batch_size(n_rows: int) -> int:
     """Default batch: 32 rows (best on small tables), growing so that an epoch of a large
     table stays near 1,000 optimisation steps: clip(n_rows // 1000, 32, 1024)."""
     return int(np.clip(n_rows // 1000, 32, 1024))
+
+
+def module_from_state(build: Callable[[], Any], state: dict[str, NDArray[Any]]) -> Any:
+    """The network ``build()`` makes, filled with the stored tensors ``state``.
+
+    The network is first built on PyTorch's meta device (no memory, no random draws), and
+    the stored tensors must match its names, shapes and dtypes exactly before real memory is
+    allocated: parameters edited in a model file cannot make a huge network or a partial one.
+    """
+    import torch
+
+    with torch.device("meta"):
+        module = build()
+    expected = module.state_dict()
+    if set(expected) != set(state):
+        diff = sorted(set(expected) ^ set(state))[:3]
+        raise ModelFileError(f"the stored network weights do not match the network: {diff}")
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+    for name, t in expected.items():
+        if t.dim() == 0 and tensors[name].shape == (1,):  # safetensors keeps scalars as (1,)
+            tensors[name] = tensors[name].reshape(())
+        if tensors[name].shape != t.shape or tensors[name].dtype != t.dtype:
+            raise ModelFileError(
+                f"stored weight {name} is {tuple(tensors[name].shape)} {tensors[name].dtype}; "
+                f"the network needs {tuple(t.shape)} {t.dtype}"
+            )
+    module = module.to_empty(device="cpu")
+    module.load_state_dict(tensors, strict=True)
+    return module.eval()
 
 
 def seed_from(random_state: Any) -> int:

@@ -26,7 +26,7 @@ from .. import models
 from .._utils.validation import check_fraction, check_int, check_option
 from ..errors import DataError
 from ..training import TrainConfig, train
-from ._torch import SCORE_BATCH, TorchDetector, auto_batch_size, seed_from
+from ._torch import SCORE_BATCH, TorchDetector, auto_batch_size, module_from_state, seed_from
 
 
 def auto_bottleneck(n_features: int) -> int:
@@ -147,9 +147,7 @@ class _AutoEncoderBase(TransformerMixin, TorchDetector):
         return self._batched(X, lambda x: self._model_score(x, gen)).double().numpy()
 
     def _restore_module(self, attribute: str, state: dict[str, Any]) -> torch.nn.Module:
-        module = self._build_module()
-        module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
-        return module.eval()
+        return module_from_state(self._build_module, state)
 
     # -- beyond the contract -----------------------------------------------------------------
     def _checked(self, X: ArrayLike) -> tuple[NDArray[np.float64], int]:

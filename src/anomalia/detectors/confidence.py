@@ -27,7 +27,7 @@ from sklearn.utils.validation import (
 from .._utils.validation import check_fraction, check_int, check_option
 from ..models.classifier import CNNClassifierNet, MLPClassifierNet, PackedLabels, logit_scores
 from ..training import TrainConfig, train
-from ._torch import SCORE_BATCH, TorchDetector, auto_batch_size, seed_from
+from ._torch import SCORE_BATCH, TorchDetector, auto_batch_size, module_from_state, seed_from
 
 SCORES = ("msp", "entropy", "energy", "mahalanobis")
 #: Scores that need the built-in networks (logits or penultimate features).
@@ -442,10 +442,7 @@ class ConfidenceDetector(TorchDetector):
         )
 
     def _restore_module(self, attribute: str, state: dict[str, Any]) -> torch.nn.Module:
-        with torch.random.fork_rng(devices=[]):  # building draws initial weights
-            module = self._build_module().double()
-        module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
-        return module.eval()
+        return module_from_state(lambda: self._build_module().double(), state)
 
     @staticmethod
     def _flat(X: NDArray[np.float64]) -> NDArray[np.float64]:
