@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
+from anomalia.errors import AnomaliaError, TrainingError  # noqa: E402
 from anomalia.models import ConvAE, ConvVQVAE, DenseAE, DenseVAE, DenseVQVAE  # noqa: E402
 from anomalia.training import TrainConfig, train  # noqa: E402
 
@@ -195,8 +196,11 @@ def test_diverging_loss_raises():
             return super().loss(x, target) * float("inf")
 
     model = Diverging()
-    with pytest.raises(FloatingPointError, match="epoch 0"):
+    with pytest.raises(TrainingError, match=r"became (inf|nan) at epoch 1: .* lr=0\.001") as info:
         train(model, _data("ae-dropout", n=20), TrainConfig(epochs=2, batch_size=8))
+    assert isinstance(info.value, FloatingPointError)  # the type it was before
+    assert isinstance(info.value, AnomaliaError)  # one line, exit 2 in the CLI
+    assert "\n" not in str(info.value)
     assert not model.training
 
 

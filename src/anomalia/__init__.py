@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .errors import AnomaliaError, DataError, ModelFileError
+from .errors import AnomaliaError, DataError, ModelFileError, TrainingError
 from .persistence import load
 from .registry import available_detectors, make_detector
 
@@ -29,6 +29,7 @@ __all__ = [
     "AnomaliaError",
     "DataError",
     "ModelFileError",
+    "TrainingError",
     "__version__",
     "available_detectors",
     "load",

@@ -19,3 +19,10 @@ class DataError(AnomaliaError):
 
 class ModelFileError(AnomaliaError):
     """A model file is not an anomalia model, is truncated, tampered with or of another version."""
+
+
+class TrainingError(AnomaliaError, FloatingPointError):
+    """Training diverged: the loss became NaN or infinite (too large a learning rate or values).
+
+    It is also a :class:`FloatingPointError`, the type training raised before.
+    """

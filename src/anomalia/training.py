@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .errors import TrainingError
+
 __all__ = ["NOISE_KINDS", "TrainConfig", "batched_per_sample_loss", "train"]
 
 logger = logging.getLogger(__name__)
@@ -264,8 +266,9 @@ def train(
     ------
     ValueError
         If ``X`` is not a floating tensor with at least 2 rows.
-    FloatingPointError
-        If the training loss becomes NaN or infinite.
+    TrainingError
+        If the training loss becomes NaN or infinite (an :class:`~anomalia.errors.AnomaliaError`
+        and a :class:`FloatingPointError`).
     """
     if not isinstance(X, Tensor) or X.ndim < 2 or not X.is_floating_point():
         raise ValueError("X must be a floating-point tensor of shape (n_samples, ...)")
@@ -364,9 +367,10 @@ def _fit(
                 seen += len(idx)
             logs["train_loss"] = float(total) / max(seen, 1)
             if not math.isfinite(logs["train_loss"]):
-                raise FloatingPointError(
-                    f"training loss is {logs['train_loss']} at epoch {epoch}; "
-                    "try a lower lr, a grad_clip or scaled inputs"
+                raise TrainingError(
+                    f"training loss became {logs['train_loss']} at epoch {epoch + 1}: the data "
+                    f"may hold values too large to standardise, or lr={config.lr:g} is too high; "
+                    "scale the data or lower lr (a grad_clip may help)"
                 )
 
             stop = False
