@@ -52,7 +52,13 @@ def test_threshold_separates_exactly_as_counted():
         ({"strategy": "recall", "target": 1.5}, "target"),
         ({"strategy": "cost", "cost_miss": 1.0}, "cost_false_alarm"),
         ({"strategy": "cost", "cost_miss": 0.0, "cost_false_alarm": 0.0}, "not both zero"),
-        ({"strategy": "f1", "cost_miss": 1.0}, "only to strategy 'cost'"),
+        ({"strategy": "f1", "cost_miss": 1.0}, "'f1' does not use cost_miss .*no options"),
+        ({"strategy": "f1", "target": 0.5}, "'f1' does not use target"),
+        ({"strategy": "fpr", "target": 0.1, "cost_false_alarm": 1.0}, "uses target\\)"),
+        (
+            {"strategy": "cost", "target": 0.1, "cost_miss": 1.0, "cost_false_alarm": 1.0},
+            "'cost' does not use target .*cost_miss and cost_false_alarm",
+        ),
     ],
 )
 def test_bad_options_are_named(kwargs, match):
@@ -88,3 +94,12 @@ def test_calibrate_on_detector_sets_threshold_and_returns_self(blobs):
     assert det.calibration_ == {"strategy": "cost", "cost_miss": 5.0, "cost_false_alarm": 1.0}
     with pytest.raises(DataError, match="no anomalies"):
         det.calibrate(X_test[y_test == 0], y_test[y_test == 0])
+
+
+def test_calibrate_refuses_an_option_the_strategy_ignores(blobs):
+    train, X_test, y_test = blobs
+    det = make_detector("gaussian").fit(train)
+    before = (det.threshold_, det.calibration_)
+    with pytest.raises(DataError, match="'f1' does not use target"):
+        det.calibrate(X_test, y_test, "f1", target=0.5)
+    assert (det.threshold_, det.calibration_) == before

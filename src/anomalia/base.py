@@ -173,12 +173,14 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             See :func:`anomalia.thresholds.choose_threshold`.
         **kwargs
             ``target`` (a rate in [0, 1]) for ``fpr`` and ``recall``;
-            ``cost_miss`` and ``cost_false_alarm`` for ``cost``.
+            ``cost_miss`` and ``cost_false_alarm`` for ``cost``. An option the strategy
+            does not use is refused.
 
         Returns
         -------
         self : object
         """
+        thresholds.check_strategy(strategy, **kwargs)  # before the scoring
         scores = self.anomaly_score(X_dev)
         self.threshold_ = thresholds.choose_threshold(scores, y_dev, strategy, **kwargs)
         self.calibration_ = thresholds.describe_strategy(strategy, **kwargs)

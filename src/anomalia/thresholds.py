@@ -25,6 +25,14 @@ STRATEGIES: dict[str, str] = {
     "cost": "minimise expected cost = cost_miss * misses + cost_false_alarm * false alarms",
 }
 
+#: The options each strategy uses; :func:`choose_threshold` refuses any other option given.
+STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
+    "f1": (),
+    "fpr": ("target",),
+    "recall": ("target",),
+    "cost": ("cost_miss", "cost_false_alarm"),
+}
+
 
 def check_binary_labels(y: ArrayLike, *, name: str = "y") -> NDArray[np.int64]:
     """Return labels as an int array of 0 (normal) and 1 (anomaly).
@@ -103,6 +111,41 @@ def operating_points(scores: ArrayLike, y: ArrayLike) -> OperatingPoints:
     return OperatingPoints(cuts, tp.astype(np.int64), fp.astype(np.int64), n_pos, n_neg)
 
 
+def check_strategy(
+    strategy: str,
+    *,
+    target: float | None = None,
+    cost_miss: float | None = None,
+    cost_false_alarm: float | None = None,
+) -> None:
+    """Refuse an unknown strategy, a missing or bad option, or an option it does not use.
+
+    The checks of :func:`choose_threshold`, to run before any scoring.
+
+    Raises
+    ------
+    DataError
+        Naming the strategy and the option.
+    """
+    if strategy not in STRATEGIES:
+        raise DataError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    given = {"target": target, "cost_miss": cost_miss, "cost_false_alarm": cost_false_alarm}
+    uses = STRATEGY_OPTIONS[strategy]
+    unused = [k for k, v in given.items() if v is not None and k not in uses]
+    if unused:
+        raise DataError(
+            f"strategy {strategy!r} does not use {' or '.join(unused)} "
+            + (f"(it uses {' and '.join(uses)})" if uses else "(it takes no options)")
+        )
+    if strategy in ("fpr", "recall") and (target is None or not 0.0 <= float(target) <= 1.0):
+        raise DataError(f"strategy {strategy!r} needs target in [0, 1], got {target!r}")
+    if strategy == "cost":
+        if cost_miss is None or cost_false_alarm is None:
+            raise DataError("strategy 'cost' needs both cost_miss and cost_false_alarm")
+        if cost_miss < 0 or cost_false_alarm < 0 or cost_miss + cost_false_alarm == 0:
+            raise DataError("costs must be >= 0 and not both zero")
+
+
 def choose_threshold(
     scores: ArrayLike,
     y: ArrayLike,
@@ -126,10 +169,10 @@ def choose_threshold(
         ``cost``: minimise ``cost_miss * FN + cost_false_alarm * FP``.
     target : float, optional
         A rate in [0, 1]: the highest tolerated false-alarm rate (``fpr``) or the lowest
-        accepted recall (``recall``).
+        accepted recall (``recall``). Required for those two, refused by the others.
     cost_miss, cost_false_alarm : float, optional
         Cost of one missed anomaly and of one false alarm, in any common unit (e.g. euros),
-        both >= 0 and not both zero. Required for ``cost``.
+        both >= 0 and not both zero. Required for ``cost``, refused by the others.
 
     Returns
     -------
@@ -141,17 +184,7 @@ def choose_threshold(
     >>> choose_threshold([0.1, 0.2, 0.9, 1.0], [0, 0, 1, 1], "f1")
     0.55
     """
-    if strategy not in STRATEGIES:
-        raise DataError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    if strategy in ("fpr", "recall") and (target is None or not 0.0 <= float(target) <= 1.0):
-        raise DataError(f"strategy {strategy!r} needs target in [0, 1], got {target!r}")
-    if strategy != "cost" and (cost_miss is not None or cost_false_alarm is not None):
-        raise DataError("cost_miss and cost_false_alarm apply only to strategy 'cost'")
-    if strategy == "cost":
-        if cost_miss is None or cost_false_alarm is None:
-            raise DataError("strategy 'cost' needs both cost_miss and cost_false_alarm")
-        if cost_miss < 0 or cost_false_alarm < 0 or cost_miss + cost_false_alarm == 0:
-            raise DataError("costs must be >= 0 and not both zero")
+    check_strategy(strategy, target=target, cost_miss=cost_miss, cost_false_alarm=cost_false_alarm)
     op = operating_points(scores, y)
     # Candidate cuts run from low (flag everything) to high (flag nothing).
     if strategy == "f1":
