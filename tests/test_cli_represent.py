@@ -188,7 +188,7 @@ def test_plot_codes_and_codebook_pictures(tmp_path, table, vq_model, ae_model):
         ("embed", "gaussian", "table", [], "no bottleneck"),
         ("embed", "ae", "table", ["--codes"], "needs a vqvae"),
         ("embed", "ae", "wide", [], "columns"),
-        ("embed", "ae", "images", [], "trained on tables of 4 features"),
+        ("embed", "ae", "images", [], "img.npy: holds an array of shape (5, 8, 8), but"),
         ("embed", "ae", "table", ["--label-column", "nope"], "nope"),
         ("plot-codes", "ae", "wide", [], "columns"),
         ("codebook", "ae", "table", [], "needs a vqvae"),

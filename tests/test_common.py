@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
@@ -145,6 +146,32 @@ def test_wrong_number_of_features_is_rejected(name, blobs):
     det = _make(name).fit(blobs[0])
     with pytest.raises(ValueError, match="features"):
         det.anomaly_score(blobs[1][:, :3])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_features_too_large_to_compute_with_are_refused_at_fit(name, blobs):
+    X = blobs[0].copy()
+    X[3, 1] = 1e308  # its square, the variance, overflows; warnings are errors in the tests
+    with pytest.raises(
+        anomalia.DataError, match=r"(column 1|pixel \(0, 0, 1\)) holds values too large"
+    ):
+        _make(name).fit(X)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "knn", "ae", "vae"])
+def test_rows_whose_score_overflows_are_refused(name, blobs):
+    det = _make(name).fit(pd.DataFrame(blobs[0], columns=list("abcd")))
+    X = pd.DataFrame(blobs[1], columns=list("abcd"))
+    X.iloc[3, 1] = 1e308
+    with pytest.raises(anomalia.DataError, match=r"1 of 120 rows .*row 3, .*1e\+308 in column 'b'"):
+        det.anomaly_score(X)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "ocsvm", "iforest", "knn", "ensemble"])
+def test_an_array_of_more_dimensions_is_refused_without_a_warning(name, blobs):
+    det = _make(name).fit(pd.DataFrame(blobs[0], columns=list("abcd")))
+    with pytest.raises(anomalia.DataError, match=r"takes a table .*shape \(120, 2, 2\)"):
+        det.anomaly_score(blobs[1].reshape(-1, 2, 2))
 
 
 def test_unknown_detector_and_parameter_are_named():

@@ -343,6 +343,21 @@ def test_npy_wrong_dimensions(tmp_path):
             read_table(tmp_path / f"{name}.npy")
 
 
+def test_image_stack_for_a_table_spec_names_file_and_shape(tmp_path):
+    spec = read_table(_npy(tmp_path, "train.npy", np.zeros((4, 3)))).spec
+    cube = _npy(tmp_path, "cube.npy", np.zeros((5, 3, 2)))
+    with pytest.raises(DataError, match=r"cube\.npy: .*shape \(5, 3, 2\).*table of 3 columns"):
+        read_table(cube, spec)
+    flat_as_images = _npy(tmp_path, "flat.npy", np.zeros((5, 3, 1)))  # the model decides
+    assert read_table(flat_as_images, spec).X.shape == (5, 3, 1)
+    assert read_table(cube).X.shape == (5, 3, 2)  # no model: an image stack
+
+
+def _npy(folder: Path, name: str, arr: np.ndarray) -> Path:
+    np.save(folder / name, arr)
+    return folder / name
+
+
 def test_npz_without_X(tmp_path):
     np.savez(tmp_path / "b.npz", data=np.ones((2, 2)))
     with pytest.raises(DataError, match=r"no array 'X'.*'data'"):

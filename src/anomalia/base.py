@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import thresholds
 from ._utils.validation import check_fraction
+from .errors import DataError
 
 #: Share of clean training data flagged when ``contamination`` is None.
 DEFAULT_FALSE_ALARM_RATE = 0.01
@@ -69,9 +70,52 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     def _validate(self, X: ArrayLike, *, reset: bool) -> NDArray[np.float64]:
         """Validate input; subclasses for images override this to accept more dimensions."""
+        shape = getattr(X, "shape", ())
+        if len(shape) > 2:  # before validate_data, which would first warn about feature names
+            raise DataError(
+                f"{type(self).__name__} takes a table (rows x features); got an array of "
+                f"shape {tuple(shape)}"
+            )
         return validate_data(
             self, X, reset=reset, dtype=np.float64, ensure_min_samples=2 if reset else 1
         )
+
+    def _feature_label(self, j: int, shape: tuple[int, ...]) -> str:
+        """How messages name feature ``j`` of rows shaped ``shape``: column name or index."""
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and len(names) > j:
+            return f"column {str(names[j])!r}"
+        if len(shape) > 1:
+            return f"pixel {tuple(int(i) for i in np.unravel_index(j, shape))}"
+        return f"column {j}"
+
+    def _check_spread(self, X: NDArray[np.floating[Any]]) -> None:
+        """Refuse training features whose mean or variance overflows the float type."""
+        flat = X.reshape(len(X), -1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            spread = flat.std(axis=0)
+        bad = np.flatnonzero(~np.isfinite(spread))
+        if bad.size:
+            j = int(bad[0])
+            more = f" (and {bad.size - 1} more)" if bad.size > 1 else ""
+            raise DataError(
+                f"{self._feature_label(j, X.shape[1:])}{more} holds values too large to "
+                f"compute with (up to {np.abs(flat[:, j]).max():.3g}; its variance overflows "
+                f"{flat.dtype}): scale the data down, e.g. divide by a power of ten"
+            )
+
+    def _check_scores(self, X: NDArray[np.floating[Any]], scores: NDArray[np.float64]) -> None:
+        """Refuse rows whose anomaly score overflowed to infinity or NaN, naming the first."""
+        bad = np.flatnonzero(~np.isfinite(scores))
+        if bad.size:
+            i = int(bad[0])
+            row = X[i].reshape(-1)
+            j = int(np.argmax(np.abs(row)))
+            raise DataError(
+                f"{bad.size} of {len(scores)} rows get no finite anomaly score (first: row {i}, "
+                f"whose largest value is {row[j]:.3g} in {self._feature_label(j, X.shape[1:])}):"
+                " values too large for the model; scale the data as the training data"
+            )
 
     # -- the contract ------------------------------------------------------------------
     def fit(self, X: ArrayLike, y: Any = None) -> Self:
@@ -80,7 +124,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data. Rows with NaN or infinity are rejected.
+            Training data. Rows with NaN or infinity are rejected, and so are features
+            whose variance overflows the float type (values near 1e154 and beyond).
         y : None
             Ignored; present for scikit-learn API consistency.
 
@@ -108,10 +153,13 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             check_fraction("contamination", self.contamination, low=0.0, high=0.5)
         self._check_params()
         X = self._validate(X, reset=True)
+        self._check_spread(X)
         train_scores = self._fit(X)  # a detector that already has them may return them
         if train_scores is None:
-            train_scores = self._training_scores(X)
+            with np.errstate(over="ignore", invalid="ignore"):
+                train_scores = self._training_scores(X)
         train_scores = np.asarray(train_scores, dtype=np.float64).reshape(-1)
+        self._check_scores(X, train_scores)
         rate = DEFAULT_FALSE_ALARM_RATE if self.contamination is None else self.contamination
         self.threshold_ = float(np.quantile(train_scores, 1.0 - rate))
         self.calibration_: dict[str, Any] = {
@@ -131,10 +179,19 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples,), float64
+
+        Raises
+        ------
+        DataError
+            If a row's score overflows to infinity or NaN (values far too large for the
+            model); the message names the first such row and its largest value.
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        return np.asarray(self._anomaly_score(X), dtype=np.float64).reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
+            scores = np.asarray(self._anomaly_score(X), dtype=np.float64).reshape(-1)
+        self._check_scores(X, scores)
+        return scores
 
     def score_samples(self, X: ArrayLike) -> NDArray[np.float64]:
         """Normality score (``-anomaly_score``): higher means more normal."""

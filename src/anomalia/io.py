@@ -347,7 +347,7 @@ def read_table(
         column is absent; when features are non-numeric (and ``categorical="error"``), mix
         numbers and text, or hold NaN or infinity; when labels are missing or not 0/1 without
         ``anomaly_value``/``normal_value``; when column names repeat; or when the columns
-        differ from ``spec.feature_names``.
+        differ from ``spec.feature_names`` (or an image stack's values per image do).
 
     Notes
     -----
@@ -375,6 +375,12 @@ def read_table(
         if arr.ndim > 2:  # an image stack: no columns to check; the model checks the shape
             if len(arr) == 0:
                 raise DataError(f"{path}: the image stack has no images")
+            expected = spec.feature_names
+            if expected is not None and int(np.prod(arr.shape[1:])) != len(expected):
+                raise DataError(
+                    f"{path}: holds an array of shape {arr.shape}, but the model was trained "
+                    f"on a table of {len(expected)} columns (rows x features)"
+                )
             return Dataset(X=arr, y=y, ids=None, name=name, spec=spec)
         frame = _frame_from_array(arr)
     elif fmt == ".parquet":
