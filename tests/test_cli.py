@@ -382,6 +382,16 @@ def test_explain_lists_worst_reconstructed_features(tmp_path, tables):
     assert "amount" in res.output or "age" in res.output or "hour" in res.output
     res = run("explain", tmp_path / "nope", tables["test"])
     assert res.exit_code == 2
+    for bad in (["--top", "-3"], ["--top", "0"], ["--rows", "-1"]):
+        res = run("explain", model, tables["test"], *bad)
+        assert res.exit_code == 2, res.output
+        assert _one_error_line(res.stderr).startswith(f"error: {bad[0]} must be an integer >= 1")
+    from anomalia.explain import explain
+
+    X = pd.read_csv(tables["test"]).drop(columns=["txn", "fraud"])
+    for kwargs in ({"top": 0}, {"max_rows": -1}):
+        with pytest.raises(ValueError, match=f"{next(iter(kwargs))} must be an integer >= 1"):
+            explain(anomalia.load(model), X, **kwargs)
 
 
 def test_explain_needs_an_autoencoder(tmp_path, tables, model):
@@ -532,3 +542,140 @@ def test_robust_gaussian_from_the_command_line(tmp_path):
               "--out", tmp_path / "bad.anomalia")  # fmt: skip
     assert res.exit_code == 2 and "support_fraction" in res.stderr
     assert not (tmp_path / "bad.anomalia").exists()
+
+
+# -- every user error is one line, exit 2: writing, usage, option and data errors ----------
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+def test_out_naming_a_folder_is_one_line(tmp_path, tables, model):
+    folder = tmp_path / "scores.csv"
+    folder.mkdir()
+    res = run("score", model, tables["test"], "--out", folder)
+    assert res.exit_code == 2, res.output
+    assert "scores.csv" in _one_error_line(res.stderr)
+    assert list(folder.iterdir()) == []
+    res = run("fit", tables["train"], "-d", "gaussian", "--out", tmp_path)
+    assert res.exit_code == 2, res.output
+    assert str(tmp_path) in _one_error_line(res.stderr)
+
+
+def test_an_os_error_while_writing_is_one_line(tmp_path, tables, monkeypatch):
+    import errno
+
+    from anomalia.base import BaseDetector
+
+    def full_disk(self, path, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(BaseDetector, "save", full_disk)
+    out = tmp_path / "m.anomalia"
+    res = run("fit", tables["train"], "-d", "gaussian", "--out", out)
+    assert res.exit_code == 2, res.output
+    assert _one_error_line(res.stderr) == f"error: cannot access {out}: No space left on device"
+
+
+def _main(monkeypatch, capsys, *args):
+    """Run the console script's entry point as the shell does; (exit code, stdout, stderr)."""
+    from anomalia.cli.app import main
+
+    monkeypatch.setattr("sys.argv", ["anomalia", *map(str, args)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["fit", "data.csv", "--out", "m", "--bogus"], "No such option: --bogus"),
+        (["calibrate", "m", "d.csv", "--cost-miss", "abc"], "Invalid value for '--cost-miss'"),
+        (["fit"], "Missing argument"),
+        (["nope"], "No such command 'nope'"),
+    ],
+)
+def test_usage_errors_are_one_line(monkeypatch, capsys, args, match):
+    code, out, err = _main(monkeypatch, capsys, *args)
+    assert code == 2
+    line = _one_error_line(err)
+    assert match in line and "--help'" in line
+    assert out == ""
+
+
+def test_entry_point_keeps_help_and_exit_codes(monkeypatch, capsys, tmp_path, tables, model):
+    code, out, _ = _main(monkeypatch, capsys, "--help")
+    assert code == 0 and "fit" in out
+    code, out, err = _main(monkeypatch, capsys)  # no arguments: the help
+    assert code == 2 and "fit" in out + err and "error:" not in out + err
+    code, _, err = _main(monkeypatch, capsys, "score", model, tmp_path / "nope.csv", "-o", "s.csv")
+    assert code == 2 and "nope.csv" in _one_error_line(err)
+    code, out, _ = _main(
+        monkeypatch, capsys, "score", model, tables["test"], "-o", tmp_path / "s.csv"
+    )
+    assert code == 0 and "scored" in out
+
+
+def test_calibrate_refuses_options_the_strategy_does_not_use(tables, model):
+    before = model.read_bytes()
+    for args, match in [
+        (["--strategy", "f1", "--target", "0.5"], "'f1' does not use target"),
+        (["--strategy", "fpr", "--target", "0.1", "--cost-miss", "1"], "does not use cost_miss"),
+        (["--strategy", "cost", "--target", "0.1"], "'cost' does not use target"),
+    ]:
+        res = run("calibrate", model, tables["dev"], "--label-column", "fraud", *args)
+        assert res.exit_code == 2, res.output
+        assert match in _one_error_line(res.stderr)
+    assert model.read_bytes() == before
+
+
+@pytest.mark.parametrize("detector", ["gaussian", "iforest", "knn", "ae"])
+def test_values_too_large_to_compute_with_are_one_line(tmp_path, tables, detector):
+    train = pd.read_csv(tables["train"])
+    huge = train.copy()
+    huge.loc[3, "age"] = 1e308
+    huge.to_csv(tmp_path / "huge.csv", index=False)
+    fast = ["-p", "epochs=3"] if detector == "ae" else []
+    common = ["--label-column", "fraud", "--id-column", "txn", "-d", detector, *fast]
+    res = run("fit", tmp_path / "huge.csv", *common, "--out", tmp_path / "bad.anomalia")
+    assert res.exit_code == 2, res.output
+    assert "column 'age' holds values too large" in _one_error_line(res.stderr)
+    assert not (tmp_path / "bad.anomalia").exists()
+    model = tmp_path / "m.anomalia"
+    assert run("fit", tables["train"], *common, "--out", model).exit_code == 0
+    res = run("score", model, tmp_path / "huge.csv", "--out", tmp_path / "s.csv")
+    if detector == "iforest":  # trees only compare values: 1e308 is simply far out
+        assert res.exit_code == 0, res.output
+        assert pd.read_csv(tmp_path / "s.csv").anomaly_score.notna().all()
+        return
+    assert res.exit_code == 2, res.output
+    line = _one_error_line(res.stderr)
+    assert "1 of 205 rows" in line and "row 3" in line and "column 'age'" in line
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_diverging_training_is_one_line(tmp_path, tables):
+    out = tmp_path / "m.anomalia"
+    res = run("fit", tables["train"], "-d", "ae", "-p", "lr=1e12", "-p", "epochs=5", "--out", out)
+    assert res.exit_code == 2, res.output
+    line = _one_error_line(res.stderr)
+    assert "training loss became" in line and "lr=1e+12 is too high" in line
+    assert not out.exists()
+
+
+def test_an_image_stack_for_a_table_model_names_the_file(tmp_path, tables, model):
+    cube = tmp_path / "cube.npy"
+    np.save(cube, np.zeros((5, 3, 2)))
+    res = run("score", model, cube, "--out", tmp_path / "s.csv")
+    assert res.exit_code == 2, res.output
+    line = _one_error_line(res.stderr)
+    assert "cube.npy" in line and "(5, 3, 2)" in line and "3 columns" in line
+    np.save(cube, np.zeros((5, 3, 1)))  # as many values as columns: the model refuses it
+    res = run("score", model, cube, "--out", tmp_path / "s.csv")
+    assert res.exit_code == 2, res.output
+    assert "takes a table" in _one_error_line(res.stderr)

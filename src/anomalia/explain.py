@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._utils.validation import check_int
 from .errors import AnomaliaError
 
 
@@ -29,11 +30,11 @@ def explain(
     X : array-like
         Rows to explain.
     top : int, default=5
-        Features listed per row.
+        Features listed per row (at least 1).
     flagged_only : bool, default=True
         Only rows above the detector's threshold.
     max_rows : int or None, default=20
-        At most this many rows, the most anomalous first (None: all).
+        At most this many rows (at least 1), the most anomalous first (None: all).
     feature_names : sequence of str, optional
         Names of the features; default the detector's ``feature_names_in_`` or ``x0, x1, ...``
         (``pixel(c,h,w)`` for images).
@@ -44,6 +45,9 @@ def explain(
         Per row, most anomalous first: ``row`` (position in ``X``), ``anomaly_score``,
         ``flagged`` and ``features``, a list of ``(name, squared error in scaled units)``.
     """
+    check_int("top", top)
+    if max_rows is not None:
+        check_int("max_rows", max_rows)
     if not hasattr(detector, "feature_errors"):
         raise AnomaliaError(
             f"{type(detector).__name__} cannot explain rows: use an auto-encoder detector "

@@ -8,11 +8,19 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .._utils.files import atomic_output
 from ..errors import AnomaliaError
 
-__all__ = ["atomic_output", "console", "err_console", "handle_errors", "parse_params"]
+__all__ = [
+    "atomic_output",
+    "console",
+    "err_console",
+    "handle_errors",
+    "parse_params",
+    "print_error",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -60,14 +68,29 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (AnomaliaError, ValueError, FileNotFoundError, PermissionError) as exc:
+        except (AnomaliaError, ValueError, OSError) as exc:
             if STATE["debug"]:
                 raise
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+            print_error(_os_error_line(exc) if isinstance(exc, OSError) else str(exc), exc)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def print_error(message: str, exc: BaseException | None = None) -> None:
+    """Print ``error: <first line of message>`` on stderr (the exception's type if empty)."""
+    msg = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``cannot access PATH: reason`` for an operating-system error that names its file."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    if exc.filename2 is not None:
+        return f"cannot move {exc.filename} to {exc.filename2}: {reason}"
+    return f"cannot access {exc.filename}: {reason}"
 
 
 def parse_value(text: str) -> Any:

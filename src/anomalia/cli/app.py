@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from ._common import (
     console,
     handle_errors,
     parse_params,
+    print_error,
 )
 
 app = typer.Typer(
@@ -234,7 +236,10 @@ def calibrate(
 ) -> None:
     """Choose the model's threshold on a labelled dev set and save the model."""
     from ..persistence import load_model
+    from ..thresholds import check_strategy
 
+    kwargs = {"target": target, "cost_miss": cost_miss, "cost_false_alarm": cost_false_alarm}
+    check_strategy(strategy, **kwargs)  # before any work
     det, spec = _load_with_spec(
         model,
         data,
@@ -245,7 +250,6 @@ def calibrate(
         ignore_columns=ignore_column,
     )
     ds = _read(data, spec)
-    kwargs = {"target": target, "cost_miss": cost_miss, "cost_false_alarm": cost_false_alarm}
     det.calibrate(
         ds.X,
         _need_labels(ds, "calibrate"),
@@ -416,8 +420,11 @@ def explain(
     ignore_column: IgnoreColumn = None,
 ) -> None:
     """Show, per flagged row, the features with the largest reconstruction error."""
+    from .._utils.validation import check_int
     from ..explain import explain as explain_rows
 
+    check_int("--top", top)
+    check_int("--rows", rows)
     det, spec = _load_with_spec(
         model,
         data,
@@ -631,8 +638,29 @@ def list_detectors() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a usage error (an unknown option, a bad or missing value)
+    is one ``error:`` line on stderr with exit code 2, like every other user error."""
+    try:  # recent typer carries its own copy of click
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover - typer that depends on click
+        from click.exceptions import ClickException
+
+    try:
+        code = app(standalone_mode=False)
+    except ClickException as exc:
+        message = exc.format_message()
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help (rich has printed it already)
+            if message.strip():
+                typer.echo(message, err=True)
+        else:
+            ctx = getattr(exc, "ctx", None)
+            hint = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
+            print_error(message.strip().rstrip(".") + hint, exc)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print_error("aborted")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 # Commands defined in sibling modules register themselves on ``app`` when imported.
