@@ -208,6 +208,27 @@ def test_bad_inputs_are_refused(open_set):
         det.anomaly_score(bad)
 
 
+@pytest.mark.parametrize("sparse", ["csr_matrix", "csr_array"])
+def test_sparse_input_is_refused_as_by_the_other_detectors(sparse, open_set):
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    X, y, X_test, _ = open_set
+    S = getattr(scipy_sparse, sparse)(X)
+    with pytest.raises(TypeError) as other:
+        make_detector("gaussian").fit(S)
+    message = str(other.value)
+    assert "Sparse data was passed" in message
+    det = _make(epochs=2).fit(X, y)
+    for call in (
+        lambda: _make().fit(S, y),
+        lambda: _make().fit(X, y, X_outliers=getattr(scipy_sparse, sparse)(X_test)),
+        lambda: det.anomaly_score(S),
+        lambda: det.predict_proba(S),
+    ):
+        with pytest.raises(TypeError) as info:
+            call()
+        assert str(info.value) == message
+
+
 def test_same_seed_same_scores_and_global_rng_untouched(open_set):
     X, y, X_test, _ = open_set
     np_state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state()
