@@ -73,6 +73,8 @@ _FIELDS = (
     "payload_bytes",
 )
 _KINDS = ("uniform", "index")
+#: Default ceiling on what one file may decode to (codes and float64 rows), in bytes.
+MAX_BYTES = 4 * 2**30
 
 
 def quantize(
@@ -152,15 +154,27 @@ def _pack(payload: bytes, codec: str) -> bytes:
     return payload
 
 
-def _unpack(payload: bytes, codec: str) -> bytes:
+def _unpack(payload: bytes, codec: str, size: int) -> bytes:
+    """Decompress ``payload``, never producing more than ``size`` bytes (no bombs)."""
     try:
         if codec == "zlib":
-            return zlib.decompress(payload)
-        if codec == "lzma":
-            return lzma.decompress(payload)
-    except (zlib.error, lzma.LZMAError) as exc:
+            unz = zlib.decompressobj()
+            raw = unz.decompress(payload, size + 1)
+            complete = unz.eof
+        elif codec == "lzma":
+            unx = lzma.LZMADecompressor()
+            raw = unx.decompress(payload, size + 1)
+            complete = unx.eof
+        else:
+            raw, complete = payload, True
+    except (zlib.error, lzma.LZMAError, ValueError) as exc:
         raise AnomaliaError(f"the compressed payload is corrupted ({codec}: {exc})") from None
-    return payload
+    if len(raw) != size or not complete:
+        raise AnomaliaError(
+            f"the compressed payload does not decode to the {size} bytes its header declares "
+            "(corrupted file)"
+        )
+    return raw
 
 
 def compress(
@@ -250,6 +264,63 @@ def write_compressed(
     return out
 
 
+def _int(header: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = header.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise AnomaliaError(
+            f"the compressed file's header field {key} must be an integer in [{low}, {high}]; "
+            f"got {value!r:.40} (corrupted or edited file)"
+        )
+    return value
+
+
+def _check_header(header: Any) -> dict[str, Any]:
+    """Every field of the header: types, ranges and known keys (see the module docstring)."""
+    if not isinstance(header, dict):
+        raise AnomaliaError("the compressed file's header is not a JSON object (corrupted)")
+    missing = [k for k in _FIELDS if k not in header]
+    if missing:
+        raise AnomaliaError(f"the compressed file's header lacks {', '.join(missing)}")
+    unknown = set(header) - {*_FIELDS, "format", "name", "ids", "id_name"}
+    if unknown or header.get("format", "anomalia-codes") != "anomalia-codes":
+        raise AnomaliaError(f"the compressed file's header has unknown fields {sorted(unknown)}")
+    for key in ("detector", "fingerprint"):
+        if not isinstance(header[key], str):
+            raise AnomaliaError(f"the compressed file's header field {key} must be a string")
+    n = _int(header, "n_rows", 0, 2**40)
+    _int(header, "code_width", 1, 2**24)
+    _int(header, "payload_bytes", 0, 2**62)
+    shape = header["row_shape"]
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= 3
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+    ):
+        raise AnomaliaError("the compressed file's header field row_shape must list 1-3 sizes")
+    if header["codec"] not in CODECS:
+        raise AnomaliaError(f"unknown codec {header['codec']!r:.40} in the compressed file")
+    quant = header["quantization"]
+    if not isinstance(quant, dict) or quant.get("kind") not in _KINDS:
+        raise AnomaliaError(f"unknown quantization {quant!r:.60} in the compressed file")
+    if quant["kind"] == "index":
+        if quant.get("dtype") not in ("uint8", "uint16") or set(quant) - {
+            "kind",
+            "dtype",
+            "n_codes",
+        }:
+            raise AnomaliaError(f"unknown index quantization {quant!r:.60} in the compressed file")
+        _int(quant, "n_codes", 1, 2**16)
+    elif quant != {"kind": "uniform", "bits": 8}:
+        raise AnomaliaError(f"unknown uniform quantization {quant!r:.60} in the compressed file")
+    if "ids" in header:
+        ids = header["ids"]
+        if not isinstance(ids, list) or len(ids) != n or not isinstance(header.get("id_name"), str):
+            raise AnomaliaError("the compressed file's ids do not match its rows (corrupted)")
+        if not all(isinstance(i, str | int | float) and not isinstance(i, bool) for i in ids):
+            raise AnomaliaError("the compressed file's ids must be numbers or strings")
+    return header
+
+
 def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         raise AnomaliaError("not an anomalia compressed-codes file (wrong magic bytes)")
@@ -264,18 +335,10 @@ def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
     if len(data) < _HEAD + size:
         raise AnomaliaError("the compressed file is truncated (header cut short)")
     try:
-        header = json.loads(data[_HEAD : _HEAD + size])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = json.loads(data[_HEAD : _HEAD + size], parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise AnomaliaError("the compressed file's header is not valid JSON (corrupted)") from None
-    if not isinstance(header, dict):
-        raise AnomaliaError("the compressed file's header is not a JSON object (corrupted)")
-    missing = [k for k in _FIELDS if k not in header]
-    if missing:
-        raise AnomaliaError(f"the compressed file's header lacks {', '.join(missing)}")
-    if header["codec"] not in CODECS or header["quantization"].get("kind") not in _KINDS:
-        raise AnomaliaError(
-            f"unknown codec {header['codec']!r} or quantization {header['quantization']!r}"
-        )
+    header = _check_header(header)
     payload = data[_HEAD + size :]
     if len(payload) != header["payload_bytes"]:
         what = "truncated" if len(payload) < header["payload_bytes"] else "has trailing bytes"
@@ -284,6 +347,10 @@ def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
             f"header says {header['payload_bytes']}"
         )
     return header, payload
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def read_header(data: bytes) -> dict[str, Any]:
@@ -297,7 +364,7 @@ def read_header(data: bytes) -> dict[str, Any]:
     return _split(data)[0]
 
 
-def decompress(detector: Any, data: bytes) -> NDArray[np.float64]:
+def decompress(detector: Any, data: bytes, *, max_bytes: int = MAX_BYTES) -> NDArray[np.float64]:
     """Decode the bytes written by :func:`compress` with the same model.
 
     Parameters
@@ -306,6 +373,9 @@ def decompress(detector: Any, data: bytes) -> NDArray[np.float64]:
         The model that compressed the data (or a saved-and-loaded copy of it).
     data : bytes
         The container.
+    max_bytes : int, default=4 GiB
+        Ceiling, in bytes, on the decompressed codes and on the decoded float64 rows;
+        checked against the header before anything is decompressed.
 
     Returns
     -------
@@ -331,19 +401,25 @@ def decompress(detector: Any, data: bytes) -> NDArray[np.float64]:
             f"this model's is {fingerprint(detector)}): decompress with the model that "
             "compressed them"
         )
-    raw = _unpack(payload, header["codec"])
     n, width, quant = int(header["n_rows"]), int(header["code_width"]), header["quantization"]
-    if quant.get("kind") == "index":
+    if math.prod(header["row_shape"]) != getattr(detector, "n_features_in_", None):
+        raise AnomaliaError(
+            f"these codes decode to rows of shape {tuple(header['row_shape'])}, but the model "
+            f"makes {getattr(detector, 'n_features_in_', '?')} values per row"
+        )
+    if quant["kind"] == "index":
         dtype = np.dtype(quant["dtype"]).newbyteorder("<")
         expected = n * width * dtype.itemsize
     else:
         dtype = np.dtype(np.uint8)
         expected = 8 * width + n * width
-    if len(raw) != expected:
+    decoded = n * math.prod(header["row_shape"]) * 8
+    if max(expected, decoded) > max_bytes:
         raise AnomaliaError(
-            f"the compressed payload holds {len(raw)} bytes; {n} rows of {width} codes need "
-            f"{expected} (corrupted file)"
+            f"the compressed file would decode to {max(expected, decoded)} bytes, above the "
+            f"ceiling of {max_bytes} (pass max_bytes to decompress more at once)"
         )
+    raw = _unpack(payload, header["codec"], expected)
     if quant.get("kind") == "index":
         out = detector.decode_codes(np.frombuffer(raw, dtype=dtype).reshape(n, width))
     else:

@@ -112,11 +112,14 @@ def decompress(
 ) -> None:
     """Decode FILE with the model that compressed it: rows (tables) or images."""
     from ..compression import decompress as decode
-    from ..compression import read_header
+    from ..compression import MAX_BYTES, read_header
+    from ..errors import AnomaliaError
     from ..persistence import load
 
     det = load(model)
     _check_out(out, det, "decoded data")
+    if file.is_file() and file.stat().st_size > MAX_BYTES:
+        raise AnomaliaError(f"{file} is larger than {MAX_BYTES} bytes: not a codes file to decode")
     blob = file.read_bytes()
     header = read_header(blob)
     X_hat = decode(det, blob)
