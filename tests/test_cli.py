@@ -679,3 +679,46 @@ def test_an_image_stack_for_a_table_model_names_the_file(tmp_path, tables, model
     res = run("score", model, cube, "--out", tmp_path / "s.csv")
     assert res.exit_code == 2, res.output
     assert "takes a table" in _one_error_line(res.stderr)
+
+
+def test_signed_models_end_to_end(tmp_path, tables, monkeypatch):
+    key = tmp_path / "model.key"
+    key.write_text("a-secret-signing-key-of-32-bytes\n")
+    model = tmp_path / "signed.anomalia"
+    common = ("--label-column", "fraud", "--id-column", "txn")
+    res = run(
+        "fit", tables["train"], "-d", "gaussian", *common, "--out", model, "--sign-key-file", key
+    )
+    assert res.exit_code == 0, res.output
+    res = run("calibrate", model, tables["dev"], "--sign-key-file", key)
+    assert res.exit_code == 0, res.output
+    monkeypatch.setenv("ANOMALIA_MODEL_KEY", key.read_text())
+    res = run("score", model, tables["test"], "--out", tmp_path / "s.csv")
+    assert res.exit_code == 0, res.output
+    # an unsigned model is refused while a key is required
+    plain = tmp_path / "plain.anomalia"
+    monkeypatch.delenv("ANOMALIA_MODEL_KEY")
+    assert run("fit", tables["train"], "-d", "gaussian", *common, "--out", plain).exit_code == 0
+    monkeypatch.setenv("ANOMALIA_MODEL_KEY", key.read_text())
+    res = run("score", plain, tables["test"], "--out", tmp_path / "t.csv")
+    assert res.exit_code == 2 and "not signed" in res.output
+    assert not (tmp_path / "t.csv").exists()
+    # the wrong key
+    monkeypatch.setenv("ANOMALIA_MODEL_KEY", "another-key-that-is-long-enough")
+    res = run("evaluate", model, tables["test"])
+    assert res.exit_code == 2 and "signature does not match" in res.output
+
+
+def test_saved_data_options_of_the_wrong_type_are_refused(tmp_path, model, tables):
+    import zipfile
+
+    with zipfile.ZipFile(model) as zf:
+        blobs = {n: zf.read(n) for n in zf.namelist()}
+    manifest = json.loads(blobs["manifest.json"])
+    manifest["metadata"]["table"]["feature_names"] = 5
+    blobs["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(model, "w") as zf:
+        for n, b in blobs.items():
+            zf.writestr(n, b)
+    res = run("score", model, tables["test"], "--out", tmp_path / "s.csv")
+    assert res.exit_code == 2 and "saved data options are invalid" in res.output

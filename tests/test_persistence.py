@@ -122,3 +122,106 @@ def test_unfitted_cannot_be_saved(tmp_path):
     with pytest.raises(NotFittedError):
         make_detector("gaussian").save(tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+KEY = b"0123456789abcdef-secret"
+
+
+def test_signed_model_loads_with_its_key_only(tmp_path, blobs):
+    det = make_detector("gaussian").fit(blobs[0])
+    det.save(tmp_path / "m.anomalia", key=KEY)
+    back = anomalia.load(tmp_path / "m.anomalia", key=KEY)
+    np.testing.assert_array_equal(back.anomaly_score(blobs[1]), det.anomaly_score(blobs[1]))
+    anomalia.load(tmp_path / "m.anomalia")  # without a key: digests only, still loads
+    with pytest.raises(ModelFileError, match="signature does not match"):
+        anomalia.load(tmp_path / "m.anomalia", key=b"another key of 16+ bytes")
+
+
+def test_unsigned_model_is_refused_when_a_key_is_required(model_file):
+    with pytest.raises(ModelFileError, match="not signed"):
+        anomalia.load(model_file, key=KEY)
+
+
+def test_a_signature_detects_an_edit_the_digests_cannot(tmp_path, blobs):
+    path = tmp_path / "m.anomalia"
+    make_detector("gaussian").fit(blobs[0]).save(path, key=KEY)
+
+    def edit(b):
+        m = json.loads(b)
+        m["attributes"]["threshold_"] = 1e9  # within the schema: only a signature tells
+        return json.dumps(m).encode()
+
+    _rewrite(path, "manifest.json", edit)
+    assert anomalia.load(path).threshold_ == 1e9
+    with pytest.raises(ModelFileError, match="signature does not match"):
+        anomalia.load(path, key=KEY)
+
+
+def test_short_keys_are_refused(tmp_path, blobs, monkeypatch):
+    from anomalia.errors import AnomaliaError
+    from anomalia.persistence import KEY_ENV, read_key
+
+    with pytest.raises(AnomaliaError, match="at least 16"):
+        make_detector("gaussian").fit(blobs[0]).save(tmp_path / "m", key=b"short")
+    (tmp_path / "k").write_text("tiny\n")
+    with pytest.raises(AnomaliaError, match="needs at least 16"):
+        read_key(tmp_path / "k")
+    monkeypatch.setenv(KEY_ENV, "x" * 20)
+    assert read_key() == b"x" * 20
+    monkeypatch.delenv(KEY_ENV)
+    assert read_key() is None
+
+
+def test_size_ceiling_is_checked_before_reading(model_file, monkeypatch):
+    from anomalia.persistence import MAX_BYTES_ENV
+
+    with pytest.raises(ModelFileError, match="above the ceiling"):
+        anomalia.load(model_file, max_bytes=1000)
+    monkeypatch.setenv(MAX_BYTES_ENV, "1000")
+    with pytest.raises(ModelFileError, match="above the ceiling"):
+        anomalia.load(model_file)
+
+
+def test_models_follow_the_umask(tmp_path, blobs):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        make_detector("gaussian").fit(blobs[0]).save(tmp_path / "m.anomalia")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.anomalia").stat().st_mode & 0o777 == 0o644
+
+
+def test_format_version_1_is_refused_with_a_remedy(model_file):
+    def old(b):
+        m = json.loads(b)
+        m["format_version"] = 1
+        return json.dumps(m).encode()
+
+    _rewrite(model_file, "manifest.json", old)
+    with pytest.raises(ModelFileError, match="version 1.*save the model again"):
+        anomalia.load(model_file)
+
+
+def test_a_classifier_with_compiled_trees_is_refused_when_saving(tmp_path, blobs):
+    from sklearn.ensemble import RandomForestClassifier
+
+    from anomalia.errors import AnomaliaError
+
+    X = blobs[0]
+    det = make_detector("confidence", classifier=RandomForestClassifier(n_estimators=3))
+    det.fit(X, (X[:, 0] > 0).astype(int))
+    with pytest.raises(AnomaliaError, match="Tree"):
+        det.save(tmp_path / "m.anomalia")
+    assert not (tmp_path / "m.anomalia").exists()
+
+
+@pytest.mark.parametrize("name", ["iforest", "knn", "ocsvm", "gaussian"])
+def test_scikit_learn_parts_round_trip_exactly(tmp_path, blobs, name):
+    det = make_detector(name, random_state=0) if name != "gaussian" else make_detector(name)
+    det.fit(blobs[0]).save(tmp_path / "m")
+    with zipfile.ZipFile(tmp_path / "m") as zf:
+        assert not any(n.endswith(".skops") for n in zf.namelist())
+    back = anomalia.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.anomaly_score(blobs[1]), det.anomaly_score(blobs[1]))

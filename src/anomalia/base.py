@@ -243,7 +243,13 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         self.calibration_ = thresholds.describe_strategy(strategy, **kwargs)
         return self
 
-    def save(self, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None) -> None:
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        metadata: dict[str, Any] | None = None,
+        key: bytes | None = None,
+    ) -> None:
         """Save the fitted detector to one file, without pickle (see :func:`anomalia.load`).
 
         Parameters
@@ -252,7 +258,10 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             Destination file; written atomically (temporary file, then rename).
         metadata : dict, optional
             JSON-able extra information kept in the manifest (e.g. how to read data).
+        key : bytes, optional
+            Signing key (at least 16 bytes): the file gets an HMAC-SHA256 signature that
+            ``anomalia.load(path, key=key)`` verifies (see :mod:`anomalia.persistence`).
         """
         from .persistence import save
 
-        save(self, path, metadata=metadata)
+        save(self, path, metadata=metadata, key=key)

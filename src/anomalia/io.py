@@ -165,6 +165,23 @@ class TableSpec:
         unknown = sorted(set(d) - known)
         if unknown:
             raise DataError(f"unknown table spec field(s) {_fmt(unknown)}")
+
+        def strings(value: Any) -> bool:
+            return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+        for key, value in d.items():
+            if key in ("ignore_columns", "feature_names"):
+                ok = strings(value) or (value is None and key == "feature_names")
+            elif key == "categories":
+                ok = value is None or (
+                    isinstance(value, Mapping) and all(strings(v) for v in value.values())
+                )
+            else:
+                ok = value is None or isinstance(value, str)
+            if not ok:
+                raise DataError(
+                    f"table spec field {key} has the wrong type ({type(value).__name__})"
+                )
         return cls(**d)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -55,6 +56,14 @@ IgnoreColumn = Annotated[
     list[str] | None,
     typer.Option("--ignore-column", help="Column to leave out (repeat for several)."),
 ]
+SignKeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--sign-key-file",
+        help="Sign the model with the HMAC key in this file (default: $ANOMALIA_MODEL_KEY, "
+        "if set); a signed input model is verified with it.",
+    ),
+]
 Categorical = Annotated[
     str | None,
     typer.Option("--categorical", help="Non-numeric columns: 'error' (default) or 'onehot'."),
@@ -91,6 +100,14 @@ def _os_error_line(exc: OSError) -> str:
     if exc.filename2 is not None:
         return f"cannot move {exc.filename} to {exc.filename2}: {reason}"
     return f"cannot access {exc.filename}: {reason}"
+
+
+def open_model(path: Path, key: bytes | None = None) -> tuple[Any, dict[str, Any]]:
+    """Load a model file and its manifest; with a key (default: ``$ANOMALIA_MODEL_KEY``)
+    the file must carry a valid signature made with it."""
+    from ..persistence import load_model, read_key
+
+    return load_model(path, key=key if key is not None else read_key())
 
 
 def parse_value(text: str) -> Any:

@@ -25,9 +25,11 @@ from ._common import (
     IgnoreColumn,
     LabelColumn,
     NormalValue,
+    SignKeyFile,
     atomic_output,
     console,
     handle_errors,
+    open_model,
     parse_params,
     print_error,
 )
@@ -110,16 +112,24 @@ def _read(data: str, spec: Any) -> Any:
 
 def _load_with_spec(model: Path, data: str, **overrides: Any) -> tuple[Any, Any]:
     """The detector and the data spec saved with it, with the command's options applied."""
-    from ..io import TableSpec
-    from ..persistence import load_model
+    det, manifest = open_model(model)
+    return det, _saved_spec(manifest, data, **overrides)
 
-    det, manifest = load_model(model)
-    spec = TableSpec.from_dict(manifest.get("metadata", {}).get("table", {}))
+
+def _saved_spec(manifest: dict[str, Any], data: str, **overrides: Any) -> Any:
+    """The data spec saved in a model's manifest, with the command's options applied."""
+    from ..errors import DataError, ModelFileError
+    from ..io import TableSpec
+
+    try:
+        spec = TableSpec.from_dict(manifest["metadata"].get("table", {}))
+    except DataError as exc:
+        raise ModelFileError(f"the model's saved data options are invalid: {exc}") from None
     overrides = _folder_labels(data, overrides)
     changes = {k: v for k, v in overrides.items() if v not in (None, [], ())}
     if "ignore_columns" in changes:
         changes["ignore_columns"] = tuple(changes["ignore_columns"])
-    return det, dataclasses.replace(spec, **changes)
+    return dataclasses.replace(spec, **changes)
 
 
 def _known_classes(data: str, ds: Any, class_column: str | None, detector: str) -> Any:
@@ -169,10 +179,13 @@ def fit(
     id_column: IdColumn = None,
     ignore_column: IgnoreColumn = None,
     categorical: Categorical = None,
+    sign_key_file: SignKeyFile = None,
 ) -> None:
     """Train a detector on DATA (only the normal rows when labels are given)."""
+    from ..persistence import read_key
     from ..registry import make_detector
 
+    key = read_key(sign_key_file)  # a bad key file fails before training
     params = parse_params(param)
     if contamination is not None:
         params["contamination"] = contamination
@@ -204,7 +217,8 @@ def fit(
         det.fit(X, classes, **extra)
     else:
         det.fit(X)
-    det.save(out, metadata={"table": ds.spec.to_dict(), "train_rows": len(X), "detector": detector})
+    metadata = {"table": ds.spec.to_dict(), "train_rows": len(X), "detector": detector}
+    det.save(out, metadata=metadata, key=key)
     shape = " x ".join(str(s) for s in X.shape[1:])
     console.print(
         f"fitted [bold]{detector}[/] on {len(X)} rows ({shape} values each); "
@@ -233,15 +247,18 @@ def calibrate(
     normal_value: NormalValue = None,
     id_column: IdColumn = None,
     ignore_column: IgnoreColumn = None,
+    sign_key_file: SignKeyFile = None,
 ) -> None:
     """Choose the model's threshold on a labelled dev set and save the model."""
-    from ..persistence import load_model
+    from ..persistence import read_key
     from ..thresholds import check_strategy
 
     kwargs = {"target": target, "cost_miss": cost_miss, "cost_false_alarm": cost_false_alarm}
     check_strategy(strategy, **kwargs)  # before any work
-    det, spec = _load_with_spec(
-        model,
+    key = read_key(sign_key_file)
+    det, manifest = open_model(model, key)
+    spec = _saved_spec(
+        manifest,
         data,
         label_column=label_column,
         anomaly_value=anomaly_value,
@@ -256,8 +273,7 @@ def calibrate(
         strategy,
         **{k: v for k, v in kwargs.items() if v is not None},
     )
-    metadata = load_model(model)[1].get("metadata", {})
-    det.save(out or model, metadata=metadata)
+    det.save(out or model, metadata=manifest["metadata"], key=key)
     console.print(f"threshold set to {det.threshold_:.6g} ({strategy}); saved to {out or model}")
 
 
@@ -346,10 +362,10 @@ def evaluate(
 ) -> None:
     """Report ROC-AUC, AP, F1, false-alarm rate (and cost) of the model on labelled DATA."""
     from .. import metrics
-    from ..persistence import load_model
 
-    det, spec = _load_with_spec(
-        model,
+    det, manifest = open_model(model)
+    spec = _saved_spec(
+        manifest,
         data,
         label_column=label_column,
         anomaly_value=anomaly_value,
@@ -363,8 +379,7 @@ def evaluate(
     result = metrics.evaluate(
         y, scores, det.threshold_, cost_miss=cost_miss, cost_false_alarm=cost_false_alarm
     )
-    manifest = load_model(model)[1]
-    name = manifest.get("metadata", {}).get("detector", manifest["detector"])
+    name = manifest["metadata"].get("detector", manifest["detector"])
     if plots is not None:
         from ..plots import save_evaluation_plots
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import DataArg, atomic_output, console, handle_errors
+from ._common import DataArg, atomic_output, console, handle_errors, open_model
 from .app import ModelArg, _load_with_spec, _read, app
 
 GRID_COLUMNS = 8
@@ -111,12 +111,11 @@ def decompress(
     ],
 ) -> None:
     """Decode FILE with the model that compressed it: rows (tables) or images."""
-    from ..compression import decompress as decode
     from ..compression import MAX_BYTES, read_header
+    from ..compression import decompress as decode
     from ..errors import AnomaliaError
-    from ..persistence import load
 
-    det = load(model)
+    det = open_model(model)[0]
     _check_out(out, det, "decoded data")
     if file.is_file() and file.stat().st_size > MAX_BYTES:
         raise AnomaliaError(f"{file} is larger than {MAX_BYTES} bytes: not a codes file to decode")
@@ -141,9 +140,8 @@ def sample(
     """Draw new rows or images from a trained vae's decoder."""
     from ..detectors.autoencoder import VAEDetector
     from ..errors import AnomaliaError
-    from ..persistence import load
 
-    det = load(model)
+    det = open_model(model)[0]
     if not isinstance(det, VAEDetector):
         kind = getattr(det, "name", type(det).__name__)
         raise AnomaliaError(f"sample needs a vae model; {model.name} is a {kind!r} model")
