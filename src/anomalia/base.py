@@ -56,6 +56,12 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def _check_params(self) -> None:
         """Raise ValueError naming any invalid parameter (called at the start of fit)."""
 
+    def _check_all_params(self) -> None:
+        """The shared parameters' checks, then the detector's own (fit, and loading a file)."""
+        if self.contamination is not None:
+            check_fraction("contamination", self.contamination, low=0.0, high=0.5)
+        self._check_params()
+
     def _training_scores(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
         """Scores of the training rows themselves (the threshold is their quantile).
 
@@ -149,9 +155,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     def _fit_scored(self, X: ArrayLike) -> NDArray[np.float64]:
         """Validate, fit and set ``threshold_``; return the training rows' anomaly scores."""
-        if self.contamination is not None:
-            check_fraction("contamination", self.contamination, low=0.0, high=0.5)
-        self._check_params()
+        self._check_all_params()
         X = self._validate(X, reset=True)
         self._check_spread(X)
         train_scores = self._fit(X)  # a detector that already has them may return them

@@ -401,7 +401,7 @@ def _unpack(part: dict[str, Any], blobs: dict[str, bytes]) -> Any:
     for key in [k for k in foreign if k.startswith("params/")]:
         params[key.removeprefix("params/")] = foreign.pop(key)
     detector = make_detector(part["detector"], **params)
-    detector._check_params()
+    detector._check_all_params()
     for key, value in {**part["attributes"], **foreign}.items():
         _schema.attribute_name(key, "attributes")
         if hasattr(type(detector), key):

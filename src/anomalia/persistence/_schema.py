@@ -16,8 +16,8 @@ from ..errors import ModelFileError
 
 #: Deepest nesting of lists and objects anywhere in a manifest.
 MAX_DEPTH = 32
-#: Deepest nesting of ensembles in ensembles.
-MAX_NESTING = 4
+#: Deepest nesting of detectors in detectors (an ensemble's members hold none).
+MAX_NESTING = 1
 
 # fitted attributes are public names ending in "_" (scikit-learn's convention)
 _ATTRIBUTE = re.compile(r"[a-z][a-z0-9_]{0,62}_")
@@ -69,7 +69,8 @@ def attribute_name(name: str, where: str) -> str:
 def _number(value: Any, where: str, *, integer: bool = False, low: float = -math.inf) -> None:
     kinds = int if integer else int | float
     if isinstance(value, bool) or not isinstance(value, kinds) or not value >= low:
-        raise _fail(where, f"must be {'an integer' if integer else 'a number'} >= {low}")
+        bound = f" >= {low}" if low > -math.inf else ""
+        raise _fail(where, f"must be {'an integer' if integer else 'a number'}{bound}")
 
 
 #: Checks of the fitted attributes every detector has (the rest is checked by a probe score).
