@@ -15,6 +15,7 @@ the header line.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import zipfile
@@ -32,7 +33,7 @@ from pandas.api import types as ptypes
 from .errors import DataError
 from .thresholds import check_binary_labels
 
-__all__ = ["FORMATS", "Dataset", "TableSpec", "dataset_from_frame", "read_table"]
+__all__ = ["FORMATS", "Dataset", "TableSpec", "dataset_from_frame", "read_bytes", "read_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -237,10 +238,15 @@ def _check_unique(names: Sequence[str], source: str) -> None:
         )
 
 
-def _read_csv(path: Path, spec: TableSpec) -> pd.DataFrame:
-    source = str(path)
+def _source(data: Path | bytes) -> Any:
+    """A path as it is; bytes as a fresh buffer (each reader starts at byte 0)."""
+    return io.BytesIO(data) if isinstance(data, bytes) else data
+
+
+def _read_csv(data: Path | bytes, spec: TableSpec, source: str | None = None) -> pd.DataFrame:
+    source = source or str(data)
     try:
-        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+        header = pd.read_csv(_source(data), header=None, nrows=1, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"{source}: the file is empty (no header, no rows)") from None
     except (ValueError, OSError, EOFError) as exc:
@@ -250,25 +256,51 @@ def _read_csv(path: Path, spec: TableSpec) -> pd.DataFrame:
     # Fitted categorical columns stay text even when they look numeric in this file.
     dtype = {c: str for c in (spec.categories or {}) if c in names}
     try:
-        return pd.read_csv(path, low_memory=False, dtype=dtype or None)
+        return pd.read_csv(_source(data), low_memory=False, dtype=dtype or None)
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"{source}: cannot read it as CSV: {_first_line(exc)}") from None
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(data: Path | bytes, source: str | None = None) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    source = str(path)
+    source = source or str(data)
+    src = pa.BufferReader(data) if isinstance(data, bytes) else data
     try:
-        names = pq.read_schema(path).names
+        names = pq.read_schema(src).names
+        _check_unique(names, source)
+        return pq.read_table(src).to_pandas()
     except (pa.ArrowException, OSError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
         raise DataError(f"{source}: cannot read it as Parquet: {_first_line(exc)}") from None
-    _check_unique(names, source)
-    try:
-        return pq.read_table(path).to_pandas()
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DataError(f"{source}: cannot read it as Parquet: {_first_line(exc)}") from None
+
+
+def read_bytes(
+    data: bytes, fmt: str, spec: TableSpec | None = None, *, source: str = "request body"
+) -> Dataset:
+    """Read a CSV or Parquet table held in memory, exactly as :func:`read_table` reads a file.
+
+    Parameters
+    ----------
+    data : bytes
+        The table's bytes (e.g. an HTTP request body).
+    fmt : {".csv", ".parquet"}
+        Its format.
+    spec : TableSpec, optional
+        How to read it; see :func:`read_table`.
+    source : str, default="request body"
+        What error messages call the table.
+    """
+    spec = spec if spec is not None else TableSpec()
+    if fmt == ".csv":
+        frame = _read_csv(data, spec, source)
+    elif fmt == ".parquet":
+        frame = _read_parquet(data, source)
+    else:
+        raise DataError(f"{source}: unsupported table format {fmt!r} (use .csv or .parquet)")
+    return _to_dataset(frame, spec, y=None, name=source, source=source)
 
 
 def _numeric_matrix(arr: np.ndarray, what: str) -> np.ndarray:

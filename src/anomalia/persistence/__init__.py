@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import os
 import sys
@@ -51,7 +52,7 @@ from ..errors import AnomaliaError, ModelFileError
 from . import _schema
 from . import _sklearn as sk
 
-__all__ = ["KEY_ENV", "MAX_BYTES_ENV", "load", "load_model", "read_key", "save"]
+__all__ = ["KEY_ENV", "MAX_BYTES_ENV", "load", "load_model", "read_key", "save", "to_bytes"]
 
 FORMAT = "anomalia-model"
 FORMAT_VERSION = 2
@@ -220,26 +221,10 @@ def _pack(detector: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
     return part, members
 
 
-def save(
-    detector: Any,
-    path: str | os.PathLike[str],
-    *,
-    metadata: dict[str, Any] | None = None,
-    key: bytes | None = None,
-) -> None:
-    """Write a fitted detector to ``path`` atomically (see the module docstring).
-
-    Parameters
-    ----------
-    detector : fitted anomalia detector
-    path : str or path-like
-        Destination file (permissions follow the umask, as for every output).
-    metadata : dict, optional
-        JSON-able extra information kept in the manifest (e.g. how to read data).
-    key : bytes, optional
-        Signing key (at least 16 bytes): adds an HMAC-SHA256 signature that
-        :func:`load` with the same key verifies. See :func:`read_key`.
-    """
+def to_bytes(
+    detector: Any, *, metadata: dict[str, Any] | None = None, key: bytes | None = None
+) -> bytes:
+    """The model file of a fitted detector, in memory (see :func:`save`)."""
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(detector)
@@ -261,16 +246,38 @@ def save(
         raw = json.dumps(manifest, indent=1, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
         raise AnomaliaError(f"cannot save the model: {exc}") from None
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(MANIFEST, raw)
+        for name, blob in members.items():
+            zf.writestr(name, blob)
+        if key is not None:
+            zf.writestr(SIGNATURE, _signature(key, raw))
+    return buf.getvalue()
 
-    def write(tmp: Path) -> None:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(MANIFEST, raw)
-            for name, blob in members.items():
-                zf.writestr(name, blob)
-            if key is not None:
-                zf.writestr(SIGNATURE, _signature(key, raw))
 
-    atomic_output(path, write)
+def save(
+    detector: Any,
+    path: str | os.PathLike[str],
+    *,
+    metadata: dict[str, Any] | None = None,
+    key: bytes | None = None,
+) -> None:
+    """Write a fitted detector to ``path`` atomically (see the module docstring).
+
+    Parameters
+    ----------
+    detector : fitted anomalia detector
+    path : str or path-like
+        Destination file (permissions follow the umask, as for every output).
+    metadata : dict, optional
+        JSON-able extra information kept in the manifest (e.g. how to read data).
+    key : bytes, optional
+        Signing key (at least 16 bytes): adds an HMAC-SHA256 signature that
+        :func:`load` with the same key verifies. See :func:`read_key`.
+    """
+    blob = to_bytes(detector, metadata=metadata, key=key)
+    atomic_output(path, lambda tmp: tmp.write_bytes(blob))
 
 
 # -- reading ---------------------------------------------------------------------------------

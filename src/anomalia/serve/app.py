@@ -1,0 +1,425 @@
+"""The scoring service: FastAPI routes over models loaded once at start-up.
+
+No request ever names a file on the server: the models are those given to
+:func:`create_app`, loaded before the first request and never changed (calibration on the
+threshold page works on a copy, returned to the caller). Bad requests get a 4xx with one
+line naming the problem and the service keeps serving; scoring runs in a thread pool sized
+to the cores, off the event loop, so a large request does not stall ``/health``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import AnomaliaError, DataError
+from ._models import BadRequest, ServedModel
+
+access_log = logging.getLogger("anomalia.access")
+
+#: Default ceiling on a request body, in bytes (64 MiB).
+MAX_BODY = 64 * 2**20
+
+_FORMATS = {
+    "application/json": ".json",
+    "text/csv": ".csv",
+    "application/vnd.apache.parquet": ".parquet",
+    "application/x-parquet": ".parquet",
+    "application/octet-stream": ".parquet",
+}
+
+
+@dataclass
+class Settings:
+    """How a service runs (the options of ``anomalia serve``).
+
+    Parameters
+    ----------
+    token : str, optional
+        When set, every endpoint but ``/health`` and the page's static files needs
+        ``Authorization: Bearer <token>``.
+    key : bytes, optional
+        Signing key: models must carry a valid signature, and calibrated downloads are
+        signed with it.
+    max_body : int, default=64 MiB
+        Largest request body accepted, in bytes (larger: 413).
+    cors_origins : sequence of str, default=()
+        Origins allowed to call the API from a browser (none by default).
+    threads : int, optional
+        Threads that score requests (default: the number of cores).
+    """
+
+    token: str | None = None
+    key: bytes | None = None
+    max_body: int = MAX_BODY
+    cors_origins: Sequence[str] = ()
+    threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        disable_created_metrics()  # no *_created series: only what a dashboard reads
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "anomalia_requests", "HTTP requests", ["endpoint", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "anomalia_request_seconds",
+            "Time to answer a request, in seconds",
+            ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.rows = Counter("anomalia_rows_scored", "Rows scored", ["model"], registry=r)
+        self.flagged = Counter(
+            "anomalia_rows_flagged", "Rows flagged anomalous", ["model"], registry=r
+        )
+        self.load = Gauge(
+            "anomalia_model_load_seconds",
+            "Time to load each model, in seconds",
+            ["model"],
+            registry=r,
+        )
+
+
+class _BodyLimit:
+    """ASGI middleware: a body over ``limit`` bytes gets 413 before the app reads it all."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(self.limit)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _too_large(self.limit)(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse(
+        {"detail": f"the request body is larger than {limit} bytes"}, status_code=413
+    )
+
+
+def _page(name: str) -> str:
+    return resources.files("anomalia.serve").joinpath("static", name).read_text()
+
+
+def create_app(models: Sequence[ServedModel], settings: Settings | None = None) -> FastAPI:
+    """The FastAPI application serving ``models`` (see the module docstring).
+
+    Parameters
+    ----------
+    models : sequence of ServedModel
+        The loaded models; their names must differ.
+    settings : Settings, optional
+        Access, limits and threads.
+    """
+    settings = settings or Settings()
+    by_name = {m.name: m for m in models}
+    if len(by_name) != len(models):
+        raise AnomaliaError("two models have the same name: give each a --name")
+    metrics = _Metrics()
+    for m in models:
+        metrics.load.labels(m.name).set(m.load_seconds)
+    limiter = anyio.CapacityLimiter(settings.threads or os.cpu_count() or 1)
+    token = settings.token.encode() if settings.token else None
+
+    app = FastAPI(
+        title="anomalia",
+        summary="Anomaly scores from the models this service was started with.",
+        version=_version(),
+    )
+    app.state.models, app.state.metrics, app.state.settings = by_name, metrics, settings
+
+    @app.middleware("http")
+    async def access(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        public = request.url.path in (
+            "/health",
+            "/",
+            "/favicon.ico",
+        ) or request.url.path.startswith("/static/")
+        if token is not None and not public:
+            given = request.headers.get("authorization", "")
+            scheme, _, value = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token):
+                response: Response = JSONResponse(
+                    {"detail": "missing or wrong bearer token"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            else:
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "unmatched")
+        seconds = time.perf_counter() - start
+        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(seconds)
+        access_log.info(
+            json.dumps(
+                {
+                    "time": round(time.time(), 3),
+                    "method": request.method,
+                    "endpoint": endpoint,
+                    "status": response.status_code,
+                    "ms": round(seconds * 1000, 2),
+                    "rows": response.headers.get("x-rows"),
+                    "client": request.client.host if request.client else None,
+                }
+            )
+        )
+        return response
+
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(_BodyLimit, limit=settings.max_body)
+
+    @app.exception_handler(AnomaliaError)
+    async def user_error(request: Request, exc: AnomaliaError) -> JSONResponse:
+        status = 400 if isinstance(exc, BadRequest) else 422
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return JSONResponse({"detail": msg}, status_code=status)
+
+    def model(name: str) -> ServedModel:
+        if name not in by_name:
+            raise _NotFound(f"no model named {name!r}; this service has {sorted(by_name)}")
+        return by_name[name]
+
+    @app.exception_handler(_NotFound)
+    async def not_found(request: Request, exc: _NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    async def body(request: Request) -> tuple[bytes, str]:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in _FORMATS:
+            raise _Unsupported(
+                f"content type {kind or 'missing'!r}: send application/json, text/csv or "
+                "application/vnd.apache.parquet"
+            )
+        data = await request.body()
+        if not data.strip():
+            raise BadRequest("the request body is empty")
+        return data, _FORMATS[kind]
+
+    @app.exception_handler(_Unsupported)
+    async def unsupported(request: Request, exc: _Unsupported) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=415)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        """Liveness: always answered, without a token, even while requests are scored."""
+        return {"status": "ok", "models": sorted(by_name)}
+
+    @app.get("/v1/models")
+    async def list_models() -> list[dict[str, Any]]:
+        """The model card of every model."""
+        return [m.card() for m in models]
+
+    @app.get("/v1/models/{name}")
+    async def model_card(name: str) -> dict[str, Any]:
+        """Detector, parameters, feature names, threshold and how it was chosen, versions."""
+        return model(name).card()
+
+    @app.post("/v1/models/{name}/score")
+    async def score(name: str, request: Request, explain: int = 0) -> Response:
+        """Scores of a JSON (rows or columns + data), CSV or Parquet table, in row order.
+
+        ``?explain=k`` adds each row's k worst-reconstructed features (auto-encoders).
+        """
+        m = model(name)
+        if not 0 <= explain <= 1000:
+            raise DataError("explain must be between 0 and 1000")
+        data, fmt = await body(request)
+
+        def work() -> dict[str, Any]:
+            return m.score(m.read(data, fmt), explain=explain)
+
+        out = await anyio.to_thread.run_sync(work, limiter=limiter)
+        n = len(out["anomaly_score"])
+        metrics.rows.labels(name).inc(n)
+        metrics.flagged.labels(name).inc(sum(out["is_anomaly"]))
+        return JSONResponse(out, headers={"x-rows": str(n)})
+
+    @app.post("/v1/models/{name}/dev")
+    async def dev_scores(
+        name: str,
+        request: Request,
+        label_column: str | None = None,
+        strategy: str | None = None,
+        target: float | None = None,
+        cost_miss: float | None = None,
+        cost_false_alarm: float | None = None,
+    ) -> Response:
+        """Scores and labels of a labelled dev set (the threshold page); nothing is kept.
+
+        ``thresholds`` holds what each strategy of ``calibrate`` chooses with its default
+        options; with ``strategy`` (and its options), ``chosen`` is that strategy's pick.
+        """
+        from ..thresholds import check_strategy, choose_threshold
+
+        m = model(name)
+        options = {"target": target, "cost_miss": cost_miss, "cost_false_alarm": cost_false_alarm}
+        options = {k: v for k, v in options.items() if v is not None}
+        if strategy is not None:
+            check_strategy(strategy, **options)
+        data, fmt = await body(request)
+
+        def work() -> dict[str, Any]:
+            ds = m.read(data, fmt, labels=label_column)
+            if ds.y is None:
+                raise DataError("the dev set needs labels: choose its label column")
+            scores = m.detector.anomaly_score(ds.X)
+            out = {"anomaly_score": scores.tolist(), "label": ds.y.tolist()}
+            out["thresholds"] = _strategies(scores, ds.y)
+            if strategy is not None:
+                out["chosen"] = choose_threshold(scores, ds.y, strategy, **options)
+            return out
+
+        out = await anyio.to_thread.run_sync(work, limiter=limiter)
+        return JSONResponse(out, headers={"x-rows": str(len(out["label"]))})
+
+    @app.post("/v1/models/{name}/calibrated")
+    async def calibrated(
+        name: str,
+        request: Request,
+        strategy: str = "f1",
+        label_column: str | None = None,
+        threshold: float | None = None,
+        target: float | None = None,
+        cost_miss: float | None = None,
+        cost_false_alarm: float | None = None,
+    ) -> Response:
+        """A copy of the model calibrated on the dev set in the body (the server keeps
+        nothing and changes no file): what ``anomalia calibrate`` would write."""
+        m = model(name)
+        data, fmt = await body(request)
+        options = {"target": target, "cost_miss": cost_miss, "cost_false_alarm": cost_false_alarm}
+        options = {k: v for k, v in options.items() if v is not None}
+        if strategy == "manual":
+            options = {"threshold": threshold}
+        elif threshold is not None:
+            raise DataError("threshold applies to strategy 'manual' only")
+
+        def work() -> bytes:
+            return m.calibrated(
+                m.read(data, fmt, labels=label_column), strategy, options, settings.key
+            )
+
+        blob = await anyio.to_thread.run_sync(work, limiter=limiter)
+        return Response(
+            blob,
+            media_type="application/octet-stream",
+            headers={"content-disposition": f'attachment; filename="{name}-calibrated.anomalia"'},
+        )
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        """Prometheus metrics: requests, latency, rows scored and flagged, model load time."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        """The threshold page: choose the operating threshold on a labelled dev set."""
+        return HTMLResponse(_page("index.html"))
+
+    @app.get("/static/{asset}")
+    async def static(asset: str) -> Response:
+        kinds = {"page.js": "text/javascript", "page.css": "text/css"}
+        if asset not in kinds:
+            raise _NotFound(f"no asset {asset!r}")
+        return Response(_page(asset), media_type=kinds[asset])
+
+    return app
+
+
+def _strategies(scores: Any, y: Any) -> dict[str, Any]:
+    """The thresholds ``calibrate``'s strategies choose with their default options."""
+    from ..thresholds import choose_threshold
+
+    return {
+        "f1": choose_threshold(scores, y, "f1"),
+        "fpr": choose_threshold(scores, y, "fpr", target=0.01),
+        "recall": choose_threshold(scores, y, "recall", target=0.95),
+        "cost": choose_threshold(scores, y, "cost", cost_miss=50, cost_false_alarm=1),
+    }
+
+
+class _NotFound(Exception):
+    pass
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def load_models(
+    paths: Sequence[str | Path], names: Sequence[str] = (), key: bytes | None = None
+) -> list[ServedModel]:
+    """Load the model files of ``anomalia serve`` (``names`` in the same order, optional)."""
+    if names and len(names) != len(paths):
+        raise AnomaliaError(f"got {len(names)} --name for {len(paths)} models: give one per model")
+    return [ServedModel.load(p, names[i] if names else None, key) for i, p in enumerate(paths)]

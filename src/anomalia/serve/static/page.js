@@ -1,0 +1,1 @@
+// the threshold page
