@@ -66,7 +66,14 @@ def check_positive_int(name: str, value: int) -> int:
 
 
 def check_sizes(name: str, sizes: Sequence[int], *, min_len: int = 0) -> tuple[int, ...]:
-    """Return ``sizes`` as a tuple of positive ints, or raise ValueError naming ``name``."""
+    """Return ``sizes`` as a tuple of positive ints, or raise ValueError naming ``name``.
+
+    A single int is one size (``hidden=8``: one layer of 8), as the CLI's ``-p hidden=8`` says.
+    """
+    if isinstance(sizes, int) and not isinstance(sizes, bool):
+        sizes = (sizes,)
+    if isinstance(sizes, str) or not hasattr(sizes, "__iter__"):
+        raise ValueError(f"{name} must be a sequence of positive ints, got {sizes!r}")
     out = tuple(sizes)
     if len(out) < min_len or not all(
         isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in out

@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,21 @@ def _build(config: dict[str, Any]) -> Any:
     return create_app(models, settings)
 
 
+def _drained_server() -> type:
+    import uvicorn
+
+    class Drained(uvicorn.Server):
+        """uvicorn's server, exiting 0 after a graceful SIGTERM (uvicorn re-raises it: 143)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()  # requests in flight were drained: a clean exit
+
+    return Drained
+
+
 def app_from_env() -> Any:
     """The application for one of several uvicorn workers (configuration in the environment)."""
     return _build(json.loads(os.environ[_CONFIG_ENV]))
@@ -99,4 +116,4 @@ def run(
         os.environ[_CONFIG_ENV] = json.dumps(config)
         uvicorn.run("anomalia.serve:app_from_env", factory=True, workers=workers, **common)
     else:
-        uvicorn.run(app, **common)
+        _drained_server()(uvicorn.Config(app, **common)).run()
