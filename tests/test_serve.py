@@ -429,3 +429,11 @@ def test_serve_refuses_bad_options_in_one_line(files):
     assert res.exit_code == 2 and "not found" in res.output
     res = CliRunner().invoke(cli, ["serve", str(files["gaussian"]), "--ssl-certfile", "x.pem"])
     assert res.exit_code == 2 and "both" in res.output
+
+
+def test_openapi_docs_are_served_without_a_cdn(client):
+    html = client.get("/docs").text
+    assert "/docs/assets/swagger-ui-bundle.js" in html and "cdn" not in html.lower()
+    assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/health", "/v1/models", "/v1/models/{name}/score", "/metrics"} <= set(paths)

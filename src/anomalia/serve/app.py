@@ -175,6 +175,8 @@ def create_app(models: Sequence[ServedModel], settings: Settings | None = None) 
         title="anomalia",
         summary="Anomaly scores from the models this service was started with.",
         version=_version(),
+        docs_url=None,  # served below from the swagger-ui-bundle package: no CDN
+        redoc_url=None,
     )
     app.state.models, app.state.metrics, app.state.settings = by_name, metrics, settings
 
@@ -375,6 +377,8 @@ def create_app(models: Sequence[ServedModel], settings: Settings | None = None) 
         """Prometheus metrics: requests, latency, rows scored and flagged, model load time."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    _self_hosted_docs(app)
+
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
         """The threshold page: choose the operating threshold on a labelled dev set."""
@@ -388,6 +392,29 @@ def create_app(models: Sequence[ServedModel], settings: Settings | None = None) 
         return Response(_page(asset), media_type=kinds[asset])
 
     return app
+
+
+#: Paths answered without a token: liveness, the page shell and the API description (no data).
+_PUBLIC = frozenset({"/health", "/", "/favicon.ico", "/docs", "/openapi.json"})
+
+
+def _self_hosted_docs(app: FastAPI) -> None:
+    """OpenAPI docs at /docs with Swagger UI's files from the swagger-ui-bundle package."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="anomalia API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
 
 
 def _strategies(scores: Any, y: Any) -> dict[str, Any]:
