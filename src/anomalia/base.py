@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import thresholds
-from ._utils.validation import check_fraction
+from ._utils.validation import check_fraction, input_errors_as_data_errors
 from .errors import DataError
 
 #: Share of clean training data flagged when ``contamination`` is None.
@@ -74,6 +74,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """Rebuild the torch module saved as ``attribute`` from its state dict (deep detectors)."""
         raise TypeError(f"{type(self).__name__} has no torch module {attribute!r} to restore")
 
+    @input_errors_as_data_errors()  # sklearn's and numpy's ValueErrors are DataErrors
     def _validate(self, X: ArrayLike, *, reset: bool) -> NDArray[np.float64]:
         """Validate input; subclasses for images override this to accept more dimensions."""
         shape = getattr(X, "shape", ())

@@ -287,7 +287,7 @@ def _check_header(header: Any) -> dict[str, Any]:
     for key in ("detector", "fingerprint"):
         if not isinstance(header[key], str):
             raise AnomaliaError(f"the compressed file's header field {key} must be a string")
-    n = _int(header, "n_rows", 0, 2**40)
+    n = _int(header, "n_rows", 1, 2**40)  # compress refuses 0 rows
     _int(header, "code_width", 1, 2**24)
     _int(header, "payload_bytes", 0, 2**62)
     shape = header["row_shape"]
@@ -426,8 +426,20 @@ def decompress(detector: Any, data: bytes, *, max_bytes: int = MAX_BYTES) -> NDA
         low = np.frombuffer(raw, dtype="<f4", count=width)
         step = np.frombuffer(raw, dtype="<f4", count=width, offset=4 * width)
         q = np.frombuffer(raw, dtype=np.uint8, offset=8 * width).reshape(n, width)
+        # |low + q * step| <= |low| + 255 |step|, in float64 (no overflow): within float32
+        bound = np.abs(low.astype(np.float64)) + LEVELS * np.abs(step.astype(np.float64))
+        if not np.all(bound <= np.finfo(np.float32).max):  # NaN fails too
+            raise AnomaliaError(
+                "the compressed file's code offsets and steps give NaN, infinite or too large "
+                "codes (corrupted file)"
+            )
         out = detector.inverse_transform(dequantize(q, low, step))
-    return np.asarray(out, dtype=np.float64).reshape(n, *header["row_shape"])
+    out = np.asarray(out, dtype=np.float64)
+    if not np.isfinite(out).all():
+        raise AnomaliaError(
+            "the compressed file's codes decode to infinite or NaN values (corrupted file)"
+        )
+    return out.reshape(n, *header["row_shape"])
 
 
 def mse_psnr(X: ArrayLike, X_hat: ArrayLike, *, peak: float | None = None) -> tuple[float, float]:

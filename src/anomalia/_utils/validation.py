@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
 
 
 def check_fraction(
@@ -42,3 +47,22 @@ def check_option(name: str, value: Any, options: Iterable[Any]) -> Any:
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
     return value
+
+
+@contextmanager
+def input_errors_as_data_errors() -> Iterator[None]:
+    """Turn scikit-learn's and numpy's ValueErrors about input data into :class:`DataError`.
+
+    Their messages (NaN, wrong feature count, 1-D input, text, complex numbers) become the
+    one-line user error anomalia promises, kept to their first line. The floating-point
+    warnings of the checks themselves (``inf + -inf`` in scikit-learn's finiteness test) are
+    silenced: the error that follows says what is wrong.
+    """
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            yield
+    except DataError:
+        raise
+    except ValueError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise DataError(lines[0].rstrip(":") if lines else type(exc).__name__) from None

@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, validate_data
 
+from .._utils.validation import input_errors_as_data_errors
 from ..base import BaseDetector
 from ..errors import DataError, ModelFileError
 
@@ -83,6 +84,7 @@ class TorchDetector(BaseDetector):
     def _check_images_allowed(self) -> None:
         """Raise :class:`DataError` if this configuration cannot take images."""
 
+    @input_errors_as_data_errors()  # sklearn's and numpy's ValueErrors are DataErrors
     def _validate(self, X: ArrayLike, *, reset: bool) -> NDArray[np.float64]:
         min_rows = 2 if reset else 1
         if not hasattr(X, "shape"):  # lists and other array-likes

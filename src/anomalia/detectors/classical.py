@@ -207,7 +207,12 @@ class _ScaledSample(BaseDetector):
         return self._scaled(X)
 
     def _scaled(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
-        return X if self.scaler_ is None else self.scaler_.transform(X)
+        if self.scaler_ is None:
+            return X
+        # a value far beyond the training range may overflow to infinity when standardised;
+        # kept finite, its score overflows instead and anomaly_score refuses the row by name
+        big = np.finfo(np.float64).max
+        return np.clip(self.scaler_.transform(X), -big, big)
 
 
 class OCSVMDetector(_ScaledSample):
