@@ -54,7 +54,8 @@ def input_errors_as_data_errors() -> Iterator[None]:
     """Turn scikit-learn's and numpy's ValueErrors about input data into :class:`DataError`.
 
     Their messages (NaN, wrong feature count, 1-D input, text, complex numbers) become the
-    one-line user error anomalia promises, kept to their first line. The floating-point
+    one-line user error anomalia promises, their lines joined (scikit-learn's remedy, such as
+    "Reshape your data ...", stays in the message). The floating-point
     warnings of the checks themselves (``inf + -inf`` in scikit-learn's finiteness test) are
     silenced: the error that follows says what is wrong.
     """
@@ -65,4 +66,4 @@ def input_errors_as_data_errors() -> Iterator[None]:
         raise
     except ValueError as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        raise DataError(lines[0].rstrip(":") if lines else type(exc).__name__) from None
+        raise DataError(" ".join(lines) if lines else type(exc).__name__) from None
