@@ -7,6 +7,7 @@ the traceback instead).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -26,8 +27,8 @@ from ._common import (
     LabelColumn,
     NormalValue,
     SignKeyFile,
-    atomic_output,
     console,
+    err_console,
     handle_errors,
     open_model,
     parse_params,
@@ -282,20 +283,37 @@ def calibrate(
 def score(
     model: ModelArg,
     data: DataArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Scores file: .csv or .parquet.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Scores file: .csv or .parquet, or - (stdout, CSV).")
+    ],
+    keep_columns: Annotated[
+        str | None,
+        typer.Option("--keep-columns", help="Input columns passed through, comma-separated."),
+    ] = None,
+    keep_all: Annotated[
+        bool, typer.Option("--keep-all", help="Pass every input column through.")
+    ] = False,
     label_column: LabelColumn = None,
     anomaly_value: AnomalyValue = None,
     normal_value: NormalValue = None,
     id_column: IdColumn = None,
     ignore_column: IgnoreColumn = None,
 ) -> None:
-    """Write anomaly_score and is_anomaly for every row of DATA."""
-    import pandas as pd
+    """Write anomaly_score and is_anomaly for every row of DATA (- reads CSV from stdin).
 
+    CSV, Parquet and Arrow files are streamed in record batches: memory does not grow
+    with the file.
+    """
     from ..errors import DataError
+    from ..stream import is_streamed, score_to
 
-    if out.suffix.lower() not in (".csv", ".parquet"):
-        raise DataError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    if str(out) != "-" and out.suffix.lower() not in (".csv", ".parquet"):
+        raise DataError(f"--out must end in .csv or .parquet (or be -), got {out.name!r}")
+    if keep_all and keep_columns:
+        raise DataError("give --keep-columns or --keep-all, not both")
+    keep: Any = (
+        "all" if keep_all else [c.strip() for c in (keep_columns or "").split(",") if c.strip()]
+    )
     det, spec = _load_with_spec(
         model,
         data,
@@ -305,20 +323,64 @@ def score(
         id_column=id_column,
         ignore_columns=ignore_column,
     )
+    say = err_console if str(out) == "-" else console
+    if is_streamed(data) and not Path(data).is_dir():
+        with _progress(f"scoring {data}") as update:
+            n, flagged = score_to(det, spec, data, out, keep=keep, progress=update)
+    else:  # arrays, image folders, built-in datasets: read whole
+        n, flagged = _score_in_memory(det, spec, data, out, keep)
+    where = "standard output" if str(out) == "-" else out
+    say.print(f"scored {n} rows, {flagged} flagged; wrote {where}")
+
+
+def _score_in_memory(det: Any, spec: Any, data: str, out: Path, keep: Any) -> tuple[int, int]:
+    import pandas as pd
+
+    from ..errors import DataError
+    from ..stream import write_frames
+
+    if keep:
+        raise DataError("--keep-columns and --keep-all apply to CSV, Parquet and Arrow input")
     ds = _read(data, spec)
     scores = det.anomaly_score(ds.X)
     frame = pd.DataFrame({"anomaly_score": scores, "is_anomaly": scores > det.threshold_})
     if ds.ids is not None:
         frame.insert(0, ds.ids.name, ds.ids.to_numpy())
+    write_frames(iter([frame]), out)
+    return len(frame), int(frame.is_anomaly.sum())
 
-    def write(tmp: Path) -> None:
-        if out.suffix.lower() == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
 
-    atomic_output(out, write)
-    console.print(f"scored {len(frame)} rows, {int(frame.is_anomaly.sum())} flagged; wrote {out}")
+@contextlib.contextmanager
+def _progress(what: str) -> Any:
+    """A progress bar on stderr (a terminal only): rows done, rows/s, time left when known."""
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows, {task.fields[rate]} rows/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    start = time.perf_counter()
+    with Progress(*columns, console=err_console, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task(what, total=None, rate="-")
+
+        def update(done: int, total: int | None) -> None:
+            rate = f"{done / max(time.perf_counter() - start, 1e-9):,.0f}"
+            bar.update(task, completed=done, total=total, rate=rate)
+
+        yield update
 
 
 def metrics_table(rows: list[dict[str, Any]], title: str) -> Table:
