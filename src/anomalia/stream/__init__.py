@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
+import sklearn
 
 from ..errors import DataError
 from ..io import Dataset, TableSpec, dataset_from_frame
@@ -44,6 +45,8 @@ STREAMED: tuple[str, ...] = (".csv", ".csv.gz", ".parquet", ".arrow", ".feather"
 
 #: Memory budget of one batch's raw values, in bytes.
 BATCH_BYTES = 64 * 2**20
+#: scikit-learn's working memory while scoring a batch, in MiB.
+WORKING_MEMORY_MIB = 128
 
 
 def batch_rows_for(n_columns: int, budget: int = BATCH_BYTES) -> int:
@@ -261,7 +264,10 @@ def score_to(
     def frames() -> Iterator[pd.DataFrame]:
         for frame in batches(data, spec, rows=rows):
             ds = _dataset(frame, spec, state["rows"] + 1, source)
-            scores = detector.anomaly_score(ds.X)
+            # scikit-learn's neighbour search blocks by its working memory (1 GiB by
+            # default): bounded here too, so peak memory stays near one batch's
+            with sklearn.config_context(working_memory=WORKING_MEMORY_MIB):
+                scores = detector.anomaly_score(ds.X)
             flagged = scores > detector.threshold_
             outf = pd.DataFrame({"anomaly_score": scores, "is_anomaly": flagged})
             passed = _kept(frame, keep, ds, source)
