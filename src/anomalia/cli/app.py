@@ -375,7 +375,10 @@ def _score_in_memory(det: Any, spec: Any, data: str, out: Path, keep: Any) -> tu
     if keep:
         raise DataError("--keep-columns and --keep-all apply to CSV, Parquet and Arrow input")
     ds = _read(data, spec)
-    scores = det.anomaly_score(ds.X)
+    try:
+        scores = det.anomaly_score(ds.X)
+    except DataError as exc:  # e.g. an image stack for a table model: name the file
+        raise DataError(f"{data}: {exc}" if data not in str(exc) else str(exc)) from None
     frame = pd.DataFrame({"anomaly_score": scores, "is_anomaly": scores > det.threshold_})
     if ds.ids is not None:
         frame.insert(0, ds.ids.name, ds.ids.to_numpy())
