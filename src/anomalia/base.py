@@ -15,6 +15,12 @@ Thresholding lives in one place, ``threshold_`` (in anomaly-score units):
   normal traffic. Calibrate it on a labelled dev set with :meth:`BaseDetector.calibrate`.
 * ``contamination=c`` in (0, 0.5]: ``threshold_`` is the ``1 - c`` quantile of the training
   scores, so about a share ``c`` of the training rows is flagged (polluted training data).
+
+Detectors that keep learning (:class:`IncrementalMixin`) add ``partial_fit(X)``: the first
+call on an unfitted detector is ``fit(X)``; later calls update the model with the new rows
+and set ``threshold_`` again by the same rule, on the training scores of the rows the model
+now represents (each detector's docstring says which: its running sample, or the latest
+batch). A threshold set by :meth:`BaseDetector.calibrate` is replaced: calibrate again.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import thresholds
 from ._utils.validation import check_fraction, input_errors_as_data_errors
-from .errors import DataError
+from .errors import AnomaliaError, DataError
 
 #: Share of clean training data flagged when ``contamination`` is None.
 DEFAULT_FALSE_ALARM_RATE = 0.01
@@ -69,6 +75,26 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         leave each row out of its own score; the others score the rows as new data.
         """
         return self._anomaly_score(X)
+
+    def _partial_fit(self, X: NDArray[np.float64]) -> NDArray[np.float64] | None:
+        """Update the fitted model with validated rows ``X``; return the rows whose training
+        scores set the threshold (a running sample the model was refitted on), or None for
+        ``X`` itself."""
+        raise NotImplementedError
+
+    def _check_can_update(self) -> None:
+        """Raise :class:`AnomaliaError` unless ``partial_fit`` can update this fitted model."""
+        raise AnomaliaError(
+            f"{type(self).__name__} ({self.name}) cannot learn incrementally (no partial_fit): "
+            "fit it again on all the rows"
+        )
+
+    def _check_restored(self) -> None:
+        """Check fitted state the probe score does not use (called when a file is loaded).
+
+        Raise :class:`~anomalia.errors.ModelFileError` naming what is wrong. Detectors that
+        keep learning check the state ``partial_fit`` continues from here.
+        """
 
     def _restore_module(self, attribute: str, state: dict[str, Any]) -> Any:
         """Rebuild the torch module saved as ``attribute`` from its state dict (deep detectors)."""
@@ -163,6 +189,10 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         if train_scores is None:
             with np.errstate(over="ignore", invalid="ignore"):
                 train_scores = self._training_scores(X)
+        return self._set_threshold(X, train_scores)
+
+    def _set_threshold(self, X: NDArray[Any], train_scores: ArrayLike) -> NDArray[np.float64]:
+        """Set ``threshold_`` from the training scores (fit and partial_fit alike)."""
         train_scores = np.asarray(train_scores, dtype=np.float64).reshape(-1)
         self._check_scores(X, train_scores)
         rate = DEFAULT_FALSE_ALARM_RATE if self.contamination is None else self.contamination
@@ -172,6 +202,21 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             "rate": rate,
         }
         return train_scores
+
+    def _partial_fit_scored(self, X: ArrayLike) -> NDArray[np.float64]:
+        """``fit`` when unfitted, else validate, update and set ``threshold_``; return the
+        training scores the threshold was set on."""
+        if not hasattr(self, "threshold_"):
+            return self._fit_scored(X)
+        self._check_all_params()
+        self._check_can_update()
+        X = self._validate(X, reset=False)
+        self._check_spread(X)
+        rows = self._partial_fit(X)
+        rows = X if rows is None else rows
+        with np.errstate(over="ignore", invalid="ignore"):
+            train_scores = self._training_scores(rows)
+        return self._set_threshold(rows, train_scores)
 
     def anomaly_score(self, X: ArrayLike) -> NDArray[np.float64]:
         """Anomaly score of each row: higher means more anomalous.
@@ -270,3 +315,44 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         from .persistence import save
 
         save(self, path, metadata=metadata, key=key)
+
+
+class IncrementalMixin:
+    """Adds ``partial_fit`` to a detector that implements ``_partial_fit`` (keeps learning).
+
+    Put it before :class:`BaseDetector` among the bases; scikit-learn, like anomalia's CLI,
+    tells an incremental estimator by its having ``partial_fit``.
+    """
+
+    def partial_fit(self, X: ArrayLike, y: Any = None) -> Self:
+        """Update the detector with more training rows, mostly or only normal.
+
+        The first call on an unfitted detector is ``fit(X)``. Later calls keep what the
+        model learnt and add ``X`` (how depends on the detector: see its docstring), then
+        set ``threshold_`` again by the rule of ``fit`` (``contamination`` or the default
+        false-alarm rate) on the training scores of the rows the model now represents. A
+        threshold from :meth:`BaseDetector.calibrate` is replaced.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New training rows, with the columns of the first fit in the same order.
+        y : None
+            Ignored; present for scikit-learn API consistency.
+
+        Returns
+        -------
+        self : object
+            The updated detector.
+
+        Raises
+        ------
+        DataError
+            If ``X`` does not match the fitted model (its number of features or columns)
+            or holds NaN, infinity or values too large to compute with.
+        """
+        self._partial_fit_scored(X)  # type: ignore[attr-defined]
+        return self
+
+    def _check_can_update(self) -> None:
+        """Raise :class:`AnomaliaError` if the fitted state lacks what an update needs."""

@@ -9,6 +9,10 @@ It contains no model-specific code. Randomness comes from a local ``torch.Genera
 seeded with :attr:`TrainConfig.seed`; the global RNG (which only dropout uses) is forked,
 seeded from it and restored, so ``train`` leaves the caller's RNG state untouched and the
 same seed gives bitwise-identical weights on CPU.
+
+To continue training later (``partial_fit``), make the optimiser with :func:`make_optimizer`,
+pass it to :func:`train`, and keep its state: :func:`optimizer_arrays` flattens it into
+plain arrays (saved with a model) and :func:`restore_optimizer` rebuilds it from them.
 """
 
 from __future__ import annotations
@@ -21,12 +25,22 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .errors import TrainingError
 
-__all__ = ["NOISE_KINDS", "TrainConfig", "batched_per_sample_loss", "train"]
+__all__ = [
+    "NOISE_KINDS",
+    "TrainConfig",
+    "batched_per_sample_loss",
+    "check_optimizer_arrays",
+    "make_optimizer",
+    "optimizer_arrays",
+    "restore_optimizer",
+    "train",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +173,129 @@ class TrainConfig:
                 raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
 
 
+def _trainable(module: nn.Module) -> list[nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def _fused(params: Sequence[Tensor]) -> bool:
+    # The fused kernel is about 25% faster per step on CPU, and as deterministic.
+    return bool(params) and all(
+        p.device.type in _FUSED_DEVICES and p.is_floating_point() for p in params
+    )
+
+
+def make_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """The AdamW optimiser :func:`train` uses, over the trainable parameters of ``module``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The model to train (its parameters must already be on their device).
+    config : TrainConfig
+        Its ``lr`` and ``weight_decay`` are the optimiser's.
+
+    Returns
+    -------
+    torch.optim.AdamW
+        A fresh optimiser (no state yet); pass it to ``train(..., optimizer=...)``.
+    """
+    params = _trainable(module)
+    return torch.optim.AdamW(
+        params, lr=config.lr, weight_decay=config.weight_decay, fused=_fused(params) or None
+    )
+
+
+def optimizer_arrays(module: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, np.ndarray]:
+    """The AdamW state of ``optimizer`` over ``module``'s trainable parameters, as arrays.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``"steps"``: float64 of shape (n_parameters,), the optimisation steps each
+        parameter tensor has taken (0: no state yet, as for a parameter that never got a
+        gradient); ``"exp_avg"`` and ``"exp_avg_sq"``: float32 of shape (n_values,), the
+        first and second moment estimates of every parameter value, concatenated in the
+        order of ``module.parameters()`` (zeros where there is no state).
+    """
+    steps, first, second = [], [], []
+    for p in _trainable(module):
+        state = optimizer.state.get(p, {})
+        if "step" in state:
+            steps.append(float(state["step"]))
+            first.append(state["exp_avg"].detach().reshape(-1).float().cpu().numpy())
+            second.append(state["exp_avg_sq"].detach().reshape(-1).float().cpu().numpy())
+        else:
+            steps.append(0.0)
+            first.append(np.zeros(p.numel(), dtype=np.float32))
+            second.append(np.zeros(p.numel(), dtype=np.float32))
+    cat = np.concatenate if steps else (lambda parts: np.zeros(0, dtype=np.float32))
+    return {
+        "steps": np.asarray(steps, dtype=np.float64),
+        "exp_avg": np.ascontiguousarray(cat(first), dtype=np.float32),
+        "exp_avg_sq": np.ascontiguousarray(cat(second), dtype=np.float32),
+    }
+
+
+def check_optimizer_arrays(module: nn.Module, arrays: dict[str, Any]) -> None:
+    """Raise ValueError unless ``arrays`` is AdamW state :func:`restore_optimizer` can use.
+
+    Checked: the types, dtypes and shapes for ``module``'s trainable parameters, steps that
+    are whole numbers in [0, 2**24) (exact in float32, as AdamW counts them), and second
+    moments that are not negative (finiteness is the caller's: model files are checked).
+    """
+    params = _trainable(module)
+    n_values = sum(p.numel() for p in params)
+    expected = {
+        "steps": (np.float64, (len(params),)),
+        "exp_avg": (np.float32, (n_values,)),
+        "exp_avg_sq": (np.float32, (n_values,)),
+    }
+    for name, (dtype, shape) in expected.items():
+        arr = arrays.get(name)
+        if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
+            got = getattr(arr, "shape", type(arr).__name__)
+            raise ValueError(
+                f"optimiser state {name} must be {np.dtype(dtype).name} of shape {shape}, got {got}"
+            )
+    steps = arrays["steps"]
+    if not np.all((steps >= 0) & (steps < 2**24) & (steps == np.floor(steps))):
+        raise ValueError("optimiser steps must be whole numbers in [0, 2**24)")
+    if (arrays["exp_avg_sq"] < 0).any():
+        raise ValueError("optimiser second moments must not be negative")
+
+
+def restore_optimizer(
+    module: nn.Module, config: TrainConfig, arrays: dict[str, np.ndarray]
+) -> torch.optim.AdamW:
+    """An optimiser from :func:`make_optimizer` holding the state :func:`optimizer_arrays` gave.
+
+    Training with it continues exactly as with the optimiser the arrays came from (the
+    learning rate and weight decay are ``config``'s). Raises ValueError if the arrays do
+    not fit ``module`` (see :func:`check_optimizer_arrays`).
+    """
+    check_optimizer_arrays(module, arrays)
+    optimizer = make_optimizer(module, config)
+    state: dict[int, dict[str, Tensor]] = {}
+    offset = 0
+    for i, p in enumerate(_trainable(module)):
+        k = p.numel()
+        step = float(arrays["steps"][i])
+        if step > 0:
+            state[i] = {
+                "step": torch.tensor(step, dtype=torch.float32),
+                "exp_avg": torch.from_numpy(arrays["exp_avg"][offset : offset + k].copy())
+                .reshape(p.shape)
+                .to(dtype=p.dtype, device=p.device),
+                "exp_avg_sq": torch.from_numpy(arrays["exp_avg_sq"][offset : offset + k].copy())
+                .reshape(p.shape)
+                .to(dtype=p.dtype, device=p.device),
+            }
+        offset += k
+    saved = optimizer.state_dict()
+    optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+    return optimizer
+
+
 def _chunk_rows(X: Tensor, batch_size: int) -> int:
     """Rows per inference batch: about ``_SCORE_ELEMENTS`` entries, at least ``batch_size``."""
     return max(batch_size, _SCORE_ELEMENTS // max(1, X[0].numel()))
@@ -236,6 +373,7 @@ def train(
     config: TrainConfig,
     *,
     callbacks: Sequence[Callback] = (),
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, list[float]]:
     """Train ``module`` on the rows of ``X`` with AdamW; return the history.
 
@@ -253,6 +391,11 @@ def train(
         Each is called as ``callback(epoch, logs)`` after every epoch, with ``epoch``
         counted from 0 and ``logs`` holding that epoch's ``train_loss``, ``val_loss``
         (with validation), ``epoch_seconds`` and ``n_dropped`` (robust mode).
+    optimizer : torch.optim.Optimizer or None, default=None
+        The optimiser to step, over exactly ``module``'s trainable parameters, e.g. from
+        :func:`make_optimizer` or :func:`restore_optimizer` (its state carries over from
+        earlier training). ``None``: a fresh :func:`make_optimizer`. Early stopping
+        restores the best weights, not the optimiser's state of that epoch.
 
     Returns
     -------
@@ -274,15 +417,21 @@ def train(
         raise ValueError("X must be a floating-point tensor of shape (n_samples, ...)")
     if len(X) < 2:
         raise ValueError(f"training needs at least 2 rows, got {len(X)}")
+    if optimizer is not None:
+        given = [p for group in optimizer.param_groups for p in group["params"]]
+        if [id(p) for p in given] != [id(p) for p in _trainable(module)]:
+            raise ValueError("optimizer must hold exactly the module's trainable parameters")
     param = next(module.parameters(), None)
     if param is not None:
         X = X.to(device=param.device, dtype=param.dtype)
     generator = torch.Generator(device=X.device)
     generator.manual_seed(config.seed)
     global_seed = int(torch.randint(2**62, (1,), generator=generator, device=X.device))
+    if optimizer is None:
+        optimizer = make_optimizer(module, config)
     try:
         with _private_global_rng(X.device, global_seed):
-            return _fit(module, X, config, generator, callbacks)
+            return _fit(module, X, config, generator, callbacks, optimizer)
     finally:
         module.eval()
 
@@ -293,6 +442,7 @@ def _fit(
     config: TrainConfig,
     generator: torch.Generator,
     callbacks: Sequence[Callback],
+    optimizer: torch.optim.Optimizer,
 ) -> dict[str, list[float]]:
     n = len(X)
     n_val = int(n * config.validation_fraction)
@@ -307,14 +457,8 @@ def _fit(
     chunk = _chunk_rows(X, config.batch_size)
     early_stopping = n_val > 0 and config.patience is not None
 
-    params = [p for p in module.parameters() if p.requires_grad]
-    # The fused kernel is about 25% faster per step on CPU, and as deterministic.
-    fused = bool(params) and all(
-        p.device.type in _FUSED_DEVICES and p.is_floating_point() for p in params
-    )
-    optimizer = torch.optim.AdamW(
-        params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None
-    )
+    params = _trainable(module)
+    fused = _fused(params)
     history: dict[str, list[float]] = {"train_loss": [], "epoch_seconds": []}
     if n_val:
         history["val_loss"] = []

@@ -158,6 +158,47 @@ def _read_for_fit(data: str, spec: Any, detector: str, sample_rows: int | None, 
     return ds
 
 
+def _fit_update(
+    model: Path,
+    data: str,
+    out: Path,
+    key: bytes | None,
+    detector: str | None,
+    params: dict[str, Any],
+    polluted: bool,
+    sample_rows: int | None,
+    seed: int,
+    fields: dict[str, Any],
+) -> None:
+    """``fit --update``: continue a saved model on DATA with its ``partial_fit``."""
+    from ..errors import AnomaliaError
+
+    if detector is not None:
+        raise AnomaliaError("--update keeps the model's own detector: drop --detector")
+    det, manifest = open_model(model, key)
+    name = manifest["metadata"].get("detector")
+    name = name if isinstance(name, str) else det.name
+    if not hasattr(det, "partial_fit"):
+        raise AnomaliaError(
+            f"{model}: a {name} model cannot keep learning (it has no partial_fit); "
+            "fit a new model on all the data instead"
+        )
+    if params:
+        det.set_params(**params)  # e.g. update_epochs; checked by partial_fit
+    spec = _saved_spec(manifest, data, **fields)
+    ds = _read_for_fit(data, spec, name, sample_rows, seed)
+    X = ds.X[(ds.y == 0) if ds.y is not None and not polluted else slice(None)]
+    det.partial_fit(X)
+    before = manifest["metadata"].get("train_rows")
+    seen = before + len(X) if isinstance(before, int) and before >= 0 else len(X)
+    metadata = {**manifest["metadata"], "table": ds.spec.to_dict(), "train_rows": seen}
+    det.save(out, metadata=metadata, key=key)
+    console.print(
+        f"updated [bold]{name}[/] with {len(X)} rows ({seen} trained on in all); "
+        f"threshold {det.threshold_:.6g}; saved to {out}"
+    )
+
+
 def _known_classes(data: str, ds: Any, class_column: str | None, detector: str) -> Any:
     """The known class of every row: the --class-column, or a built-in dataset's labels."""
     from ..errors import DataError
@@ -183,7 +224,17 @@ def _need_labels(ds: Any, what: str) -> Any:
 def fit(
     data: DataArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write.")],
-    detector: Annotated[str, typer.Option("--detector", "-d", help="Detector name.")] = "iforest",
+    detector: Annotated[
+        str | None, typer.Option("--detector", "-d", help="Detector name (default: iforest).")
+    ] = None,
+    update: Annotated[
+        Path | None,
+        typer.Option(
+            "--update",
+            help="Keep training this saved model on DATA (partial_fit), with the data options "
+            "saved in it, instead of fitting a new one; written to --out.",
+        ),
+    ] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="Detector parameter key=value.")
     ] = None,
@@ -223,6 +274,13 @@ def fit(
     params = parse_params(param)
     if contamination is not None:
         params["contamination"] = contamination
+    if update is not None:
+        fields = {"label_column": label_column, "anomaly_value": anomaly_value,
+                  "normal_value": normal_value, "id_column": id_column,
+                  "ignore_columns": ignore_column, "categorical": categorical}  # fmt: skip
+        _fit_update(update, data, out, key, detector, params, polluted, sample_rows, seed, fields)
+        return
+    detector = detector or "iforest"
     det = make_detector(detector, **params)
     if "random_state" in det.get_params() and "random_state" not in params:
         det.set_params(random_state=seed)

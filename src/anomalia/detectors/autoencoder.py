@@ -9,10 +9,24 @@ input validation and scaling (saved with the model), seeding, batched scoring un
 Tables are 2-D arrays (n_samples, n_features) and use dense networks. Images are
 (n, H, W) or (n, C, H, W) arrays, or flat rows with ``image_shape`` set, and use convolutional
 networks (``architecture="auto"`` picks by the input).
+
+They keep learning with ``partial_fit(X)``: the first call on an unfitted detector is ``fit``;
+each later call trains ``update_epochs`` more epochs on the new rows alone, with the loss of
+``fit`` and the optimiser's state (AdamW's moment estimates and step counts) carried over
+from the previous call, so a stream cut into chunks trains as one continued run. The input
+scaling stays the one fitted on the first rows (so scores of old and new rows stay
+comparable); the batch size, architecture and code size too. Updates use every row of the
+batch (no validation split, no early stopping: a fixed number of epochs) and, with
+``robust=True``, leave out the worst-reconstructed share from the first update epoch on.
+``threshold_`` is set again on the scores of the latest batch under the updated network.
+The optimiser state is saved with the model, so ``save`` -> ``load`` -> ``partial_fit``
+continues exactly as the unsaved model would; each update draws its shuffling and noise
+from a seed made of ``random_state`` and the number of updates so far.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -24,8 +38,16 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from .. import models
 from .._utils.validation import check_fraction, check_int, check_option
-from ..errors import DataError
-from ..training import TrainConfig, train
+from ..base import IncrementalMixin
+from ..errors import DataError, ModelFileError
+from ..training import (
+    TrainConfig,
+    check_optimizer_arrays,
+    make_optimizer,
+    optimizer_arrays,
+    restore_optimizer,
+    train,
+)
 from ._torch import SCORE_BATCH, TorchDetector, auto_batch_size, module_from_state, seed_from
 
 
@@ -34,7 +56,11 @@ def auto_bottleneck(n_features: int) -> int:
     return int(np.clip(math.ceil(n_features / 4), 2, 32))
 
 
-class _AutoEncoderBase(TransformerMixin, TorchDetector):
+#: Fitted attributes holding the optimiser's state (all present or all absent).
+OPTIMIZER_ATTRIBUTES = ("optimizer_steps_", "optimizer_exp_avg_", "optimizer_exp_avg_sq_")
+
+
+class _AutoEncoderBase(IncrementalMixin, TransformerMixin, TorchDetector):
     """Shared machinery of the auto-encoder detectors (not registered itself).
 
     They are transformers too: ``transform`` gives the bottleneck codes (dimension reduction).
@@ -53,6 +79,7 @@ class _AutoEncoderBase(TransformerMixin, TorchDetector):
         if getattr(self, "bottleneck", "auto") != "auto":
             check_int("bottleneck", self.bottleneck)
         check_int("epochs", self.epochs)
+        check_int("update_epochs", self.update_epochs)
         if self.batch_size != "auto":
             check_int("batch_size", self.batch_size, minimum=2)
         check_fraction("lr", self.lr, low=0.0, high=np.inf)
@@ -134,8 +161,62 @@ class _AutoEncoderBase(TransformerMixin, TorchDetector):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_)
             self.module_ = self._build_module()
-        self.history_ = train(self.module_, self._tensor(X), self._train_config())
+        config = self._train_config()
+        optimizer = make_optimizer(self.module_, config)
+        self.history_ = train(self.module_, self._tensor(X), config, optimizer=optimizer)
         self.n_epochs_ = len(self.history_["train_loss"])
+        self._keep_optimizer(optimizer)
+        self.n_updates_ = 0
+
+    # -- keep learning -----------------------------------------------------------------------
+    def _keep_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        arrays = optimizer_arrays(self.module_, optimizer)
+        self.optimizer_steps_ = arrays["steps"]
+        self.optimizer_exp_avg_ = arrays["exp_avg"]
+        self.optimizer_exp_avg_sq_ = arrays["exp_avg_sq"]
+
+    def _optimizer_state(self) -> dict[str, Any]:
+        names = ("steps", "exp_avg", "exp_avg_sq")
+        return {k: getattr(self, a) for k, a in zip(names, OPTIMIZER_ATTRIBUTES, strict=True)}
+
+    def _update_config(self) -> TrainConfig:
+        """``fit``'s options for one update: ``update_epochs`` epochs on every row given."""
+        seed = np.random.SeedSequence([self.seed_, self.n_updates_ + 1]).generate_state(1)[0]
+        return dataclasses.replace(
+            self._train_config(),
+            epochs=self.update_epochs,
+            validation_fraction=0.0,
+            patience=None,
+            warmup_epochs=0,
+            seed=int(seed),
+        )
+
+    def _partial_fit(self, X: NDArray[np.float64]) -> None:
+        if len(X) < 2:
+            raise DataError(f"partial_fit of {self.name} needs at least 2 rows; got {len(X)}")
+        config = self._update_config()
+        if all(hasattr(self, n) for n in OPTIMIZER_ATTRIBUTES):
+            optimizer = restore_optimizer(self.module_, config, self._optimizer_state())
+        else:  # a model saved before optimiser state was kept: start it afresh
+            optimizer = make_optimizer(self.module_, config)
+        self.history_ = train(self.module_, self._tensor(X), config, optimizer=optimizer)
+        self.n_epochs_ = len(self.history_["train_loss"])
+        self._keep_optimizer(optimizer)
+        self.n_updates_ = getattr(self, "n_updates_", 0) + 1
+
+    def _check_restored(self) -> None:
+        have = [hasattr(self, n) for n in OPTIMIZER_ATTRIBUTES]
+        if any(have) and not all(have):
+            raise ModelFileError("the model's optimiser state is incomplete")
+        seed, updates = getattr(self, "seed_", 0), getattr(self, "n_updates_", 0)
+        for name, value in (("seed_", seed), ("n_updates_", updates)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62:
+                raise ModelFileError(f"{name} must be an integer in [0, 2**62), got {value!r:.40}")
+        if all(have):
+            try:
+                check_optimizer_arrays(self.module_, self._optimizer_state())
+            except ValueError as exc:
+                raise ModelFileError(str(exc)) from None
 
     def _batched(self, X: NDArray[np.float64], fn: Any) -> torch.Tensor:
         with torch.inference_mode():
@@ -269,6 +350,9 @@ class AEDetector(_AutoEncoderBase):
         AdamW weight decay.
     epochs : int, default=100
         Maximum training epochs (early stopping usually ends sooner).
+    update_epochs : int, default=5
+        Epochs (passes over the new rows) of each :meth:`partial_fit` after the first; see
+        the module docstring.
     batch_size : int or "auto", default="auto"
         Rows per training step; ``"auto"``: 32, or n_rows // 1000 for tables over 32,000
         rows (at most 1,024), so an epoch stays near 1,000 steps.
@@ -304,7 +388,13 @@ class AEDetector(_AutoEncoderBase):
     module_ : torch.nn.Module
         The trained network (eval mode).
     history_ : dict of list of float
-        Per-epoch ``train_loss``, ``val_loss``, ``epoch_seconds``.
+        Per-epoch ``train_loss``, ``val_loss``, ``epoch_seconds`` of the latest training
+        (``fit``, or the latest ``partial_fit``: no ``val_loss`` there).
+    n_updates_ : int
+        ``partial_fit`` calls since ``fit``.
+    optimizer_steps_, optimizer_exp_avg_, optimizer_exp_avg_sq_ : ndarray
+        The AdamW state ``partial_fit`` continues from (see
+        :func:`anomalia.training.optimizer_arrays`).
     threshold_ : float
         Anomaly-score threshold.
     input_shift_, input_scale_ : ndarray
@@ -345,6 +435,7 @@ class AEDetector(_AutoEncoderBase):
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
         epochs: int = 100,
+        update_epochs: int = 5,
         batch_size: int | str = "auto",
         validation_fraction: float = 0.1,
         patience: int | None = 10,
@@ -395,8 +486,8 @@ class VAEDetector(_AutoEncoderBase):
     n_mc_samples : int, default=10
         Posterior draws for ``score_method="mc"``.
     hidden, channels, bottleneck, activation, dropout, noise, noise_kind, lr, weight_decay,
-    epochs, batch_size, validation_fraction, patience, robust, robust_fraction, warmup_epochs,
-    standardize, architecture, image_shape, contamination, random_state, verbose
+    epochs, update_epochs, batch_size, validation_fraction, patience, robust, robust_fraction,
+    warmup_epochs, standardize, architecture, image_shape, contamination, random_state, verbose
         As in :class:`AEDetector`.
 
     Attributes
@@ -424,6 +515,7 @@ class VAEDetector(_AutoEncoderBase):
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
         epochs: int = 100,
+        update_epochs: int = 5,
         batch_size: int | str = "auto",
         validation_fraction: float = 0.1,
         patience: int | None = 10,
@@ -527,8 +619,8 @@ class VQVAEDetector(_AutoEncoderBase):
     rarity_weight : float, default=0.1
         Weight of the code-rarity term with ``score_method="recon+rarity"``.
     hidden, channels, activation, dropout, noise, noise_kind, lr, weight_decay, epochs,
-    batch_size, validation_fraction, patience, robust, robust_fraction, warmup_epochs,
-    standardize, architecture, image_shape, contamination, random_state, verbose
+    update_epochs, batch_size, validation_fraction, patience, robust, robust_fraction,
+    warmup_epochs, standardize, architecture, image_shape, contamination, random_state, verbose
         As in :class:`AEDetector`.
 
     Attributes
@@ -565,6 +657,7 @@ class VQVAEDetector(_AutoEncoderBase):
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
         epochs: int = 100,
+        update_epochs: int = 5,
         batch_size: int | str = "auto",
         validation_fraction: float = 0.1,
         patience: int | None = 10,
@@ -616,6 +709,13 @@ class VQVAEDetector(_AutoEncoderBase):
 
     def _fit(self, X: NDArray[np.float64]) -> None:
         super()._fit(X)
+        self._code_statistics(X)
+
+    def _partial_fit(self, X: NDArray[np.float64]) -> None:
+        super()._partial_fit(X)
+        self._code_statistics(X)  # of the latest batch, as the threshold
+
+    def _code_statistics(self, X: NDArray[np.float64]) -> None:
         codes = self._batched(X, self.module_.codes).reshape(-1)
         counts = torch.bincount(codes, minlength=self.n_codes).double().numpy()
         self.code_usage_ = counts.astype(np.int64)

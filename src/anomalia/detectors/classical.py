@@ -17,9 +17,22 @@ from sklearn.svm import OneClassSVM
 
 from .._utils.validation import check_fraction, check_int, check_option
 from ..base import BaseDetector
+from ..errors import AnomaliaError, DataError
+from ._incremental import (
+    DEFAULT_RESERVOIR_SIZE,
+    MOMENT_ATTRIBUTES,
+    RESERVOIR_ATTRIBUTES,
+    ReservoirMixin,
+    batch_moments,
+    check_moments,
+    check_reservoir,
+    merge_moments,
+)
+
+_EPS = np.finfo(np.float64).eps
 
 
-class GaussianDetector(BaseDetector):
+class GaussianDetector(ReservoirMixin, BaseDetector):
     """Multivariate Gaussian fitted by maximum likelihood; anomaly score = negative log-density.
 
     The lecture's density method: estimate the mean ``mu*`` and covariance ``Sigma*`` of the
@@ -68,6 +81,28 @@ class GaussianDetector(BaseDetector):
     contamination : float in (0, 0.5] or None, default=None
         Expected share of anomalies in the training data; sets ``threshold_``
         (see :class:`anomalia.base.BaseDetector`).
+    reservoir_size : int, default=10000
+        ``support_fraction`` only: most rows (a count) of the uniform running sample of all
+        rows seen that :meth:`partial_fit` refits on. Fixed at ``fit``.
+    random_state : int or None, default=None
+        Seed of that running sample; the fit itself is deterministic.
+
+    Notes
+    -----
+    :meth:`partial_fit` keeps learning from more rows. Without ``support_fraction`` it is
+    exact: the model keeps the count, mean and central co-moment sums of orders 2, 3 and 4
+    of every row seen (``stream_*_``, merged by Chan et al.'s parallel update extended to
+    the fourth order), from which the standardisation, the covariance of the standardised
+    features and the Ledoit-Wolf coefficient (a function of the second and fourth moments
+    of the standardised rows) follow exactly, so after each call the model equals ``fit``
+    on all the rows seen so far (up to rounding, ~1e-12 relative). ``threshold_`` is then
+    set on the scores of the latest batch under the updated model (``fit`` on everything
+    would use the scores of every row seen, which the model no longer holds). Keeping the
+    moments costs three (n_features, n_features) arrays in the model and about as much
+    time again as the covariance in ``fit``. With ``support_fraction`` the concentration
+    steps need the rows themselves: the model keeps a uniform running sample of at most
+    ``reservoir_size`` of the rows seen (reservoir sampling, seeded by ``random_state``)
+    and :meth:`partial_fit` refits on it, setting ``threshold_`` on its training scores.
 
     Attributes
     ----------
@@ -81,6 +116,13 @@ class GaussianDetector(BaseDetector):
         Training rows the final estimate was fitted on.
     n_steps_ : int
         Concentration steps taken (0 without ``support_fraction``).
+    n_seen_ : int
+        Training rows seen by ``fit`` and every ``partial_fit`` since.
+    stream_mean_, stream_m2_, stream_m3_, stream_m4_ : ndarray
+        Without ``support_fraction``: mean and co-moment sums of the rows seen, of shapes
+        (n_features,) and (n_features, n_features), in the original units.
+    reservoir_ : ndarray of shape (min(n_seen_, reservoir_size), n_features)
+        With ``support_fraction``: the running sample of the rows seen.
     threshold_ : float
         Anomaly-score threshold; rows scoring above it are anomalies.
     n_features_in_ : int
@@ -108,6 +150,8 @@ class GaussianDetector(BaseDetector):
         scale_from: str = "support",
         score_method: str = "density",
         contamination: float | None = None,
+        reservoir_size: int = DEFAULT_RESERVOIR_SIZE,
+        random_state: int | None = None,
     ) -> None:
         self.shrinkage = shrinkage
         self.reg_covar = reg_covar
@@ -116,6 +160,8 @@ class GaussianDetector(BaseDetector):
         self.scale_from = scale_from
         self.score_method = score_method
         self.contamination = contamination
+        self.reservoir_size = reservoir_size
+        self.random_state = random_state
 
     def _check_params(self) -> None:
         if self.shrinkage != "auto":
@@ -126,8 +172,57 @@ class GaussianDetector(BaseDetector):
         check_int("max_steps", self.max_steps)
         check_option("scale_from", self.scale_from, ("support", "all"))
         check_option("score_method", self.score_method, ("density", "distance"))
+        check_int("reservoir_size", self.reservoir_size, minimum=2)
 
     def _fit(self, X: NDArray[np.float64]) -> None:
+        self._fit_model(X)
+        for name in (*MOMENT_ATTRIBUTES, *RESERVOIR_ATTRIBUTES, "n_seen_"):  # a refit's
+            self.__dict__.pop(name, None)
+        if self.support_fraction is not None:
+            self._start_reservoir(X)
+            return
+        with np.errstate(over="ignore", invalid="ignore"):
+            moments = batch_moments(X)
+        if all(np.isfinite(m).all() for m in moments[1:]):  # else partial_fit says why not
+            self._keep_moments(moments)
+
+    def _keep_moments(self, moments: tuple[Any, ...]) -> None:
+        self.n_seen_ = int(moments[0])
+        self.stream_mean_, self.stream_m2_, self.stream_m3_, self.stream_m4_ = moments[1:]
+
+    def _check_restored(self) -> None:
+        check_reservoir(self)
+        check_moments(self)
+
+    def _check_can_update(self) -> None:
+        if self.support_fraction is not None:
+            super()._check_can_update()  # the running sample
+        elif not all(hasattr(self, n) for n in (*MOMENT_ATTRIBUTES, "n_seen_")):
+            raise AnomaliaError(
+                "this gaussian model keeps no streaming moments (fitted with support_fraction, "
+                "saved by an older anomalia, or its training values were too large to sum to "
+                "the fourth power), so it cannot partial_fit without support_fraction: fit it "
+                "again"
+            )
+
+    def _partial_fit(self, X: NDArray[np.float64]) -> NDArray[np.float64] | None:
+        if self.support_fraction is not None:
+            return super()._partial_fit(X)  # refit on the running sample
+        old = (self.n_seen_, self.stream_mean_, self.stream_m2_, self.stream_m3_,
+               self.stream_m4_)  # fmt: skip
+        with np.errstate(over="ignore", invalid="ignore"):
+            moments = merge_moments(old, batch_moments(X))
+        if not all(np.isfinite(m).all() for m in moments[1:]):
+            raise DataError(
+                f"the new rows (up to {np.abs(X).max():.3g}) are too large for the streaming "
+                "moments (sums of fourth powers overflow float64): scale the data down"
+            )
+        self._estimate_from_moments(moments[0], moments[1], moments[2], moments[4])
+        self._keep_moments(moments)
+        self.n_support_, self.n_steps_ = self.n_seen_, 0
+        return None  # the threshold comes from the latest batch's scores
+
+    def _fit_model(self, X: NDArray[np.float64]) -> None:
         self._estimate(X)
         self.n_support_, self.n_steps_ = len(X), 0
         if self.support_fraction is None:
@@ -158,6 +253,52 @@ class GaussianDetector(BaseDetector):
             s = float(ledoit_wolf_shrinkage(Z, assume_centered=False)) if d > 1 else 0.0
         else:
             s = float(self.shrinkage)
+        self._finish_estimate(emp, s)
+
+    def _estimate_from_moments(
+        self,
+        n: int,
+        mean: NDArray[np.float64],
+        m2: NDArray[np.float64],
+        m4: NDArray[np.float64],
+    ) -> None:
+        """What :meth:`_estimate` gives on all rows seen, from their streaming moments.
+
+        The scaler as :class:`~sklearn.preprocessing.StandardScaler` would fit it (near
+        constant features get scale 1 by its rule), the covariance of the standardised
+        rows, and :func:`~sklearn.covariance.ledoit_wolf_shrinkage` of those rows written
+        in moments: with ``z`` the centred standardised rows, its ``beta_`` is
+        ``sum_k |z_k|^4 = sum_ij M4_ij / (s_i^2 s_j^2)`` and its ``delta_`` the squared
+        Frobenius norm of their covariance.
+        """
+        d = len(mean)
+        var = np.maximum(np.diag(m2) / n, 0.0)
+        constant = var <= n * _EPS * var + (n * mean * _EPS) ** 2  # scikit-learn's rule
+        scale = np.where(constant, 1.0, np.sqrt(var))
+        scaler = StandardScaler()
+        scaler.mean_, scaler.var_, scaler.scale_ = mean.copy(), var, scale
+        scaler.n_samples_seen_, scaler.n_features_in_ = n, d
+        self.scaler_ = scaler
+        inv = 1.0 / scale
+        emp = m2 * np.outer(inv, inv) / n
+        if self.shrinkage != "auto":
+            s = float(self.shrinkage)
+        elif d == 1:
+            s = 0.0
+        else:
+            trace = np.diag(emp)
+            mu = trace.sum() / d
+            delta_ = float((emp**2).sum())
+            beta_ = float((m4 * np.outer(inv**2, inv**2)).sum())
+            beta = (beta_ / n - delta_) / (d * n)
+            delta = (delta_ - 2.0 * mu * trace.sum() + d * mu**2) / d
+            beta = min(beta, delta)
+            s = 0.0 if beta == 0 else float(beta / delta)
+        self._finish_estimate(emp, s)
+
+    def _finish_estimate(self, emp: NDArray[np.float64], s: float) -> None:
+        """Shrink the standardised covariance ``emp`` by ``s``, factor it, set the attributes."""
+        d = emp.shape[0]
         mu = np.trace(emp) / d
         cov = (1.0 - s) * emp + s * mu * np.eye(d)
         cov.flat[:: d + 1] += self.reg_covar if mu > 0 else max(self.reg_covar, 1e-6)
@@ -290,7 +431,7 @@ class OCSVMDetector(_ScaledSample):
         return -self.estimator_.decision_function(self._scaled(X))
 
 
-class IForestDetector(BaseDetector):
+class IForestDetector(ReservoirMixin, BaseDetector):
     """Isolation forest (scikit-learn's :class:`~sklearn.ensemble.IsolationForest`).
 
     Random trees isolate each row; anomalies are isolated in fewer splits. Fast, needs no
@@ -309,13 +450,29 @@ class IForestDetector(BaseDetector):
         See :class:`anomalia.base.BaseDetector`.
     n_jobs : int or None, default=None
         Parallel jobs for fitting and scoring (``-1`` = all cores).
+    reservoir_size : int, default=10000
+        Most rows (a count) of the uniform running sample of all rows seen that
+        :meth:`partial_fit` refits on (see Notes). Fixed at ``fit``.
     random_state : int or None, default=None
-        Seed; fixes the forest.
+        Seed; fixes the forest and the running sample.
+
+    Notes
+    -----
+    :meth:`partial_fit` keeps learning from more rows: the model keeps a uniform running
+    sample of at most ``reservoir_size`` of all the rows seen (Vitter's reservoir sampling,
+    seeded by ``random_state``: every row seen is kept with the same probability), and each
+    call adds the new rows to it and grows a new forest on it, exactly as ``fit`` on the
+    sample would (``threshold_`` included, set on the sample's training scores). The sample
+    costs ``reservoir_size x n_features`` float64 values in the model file.
 
     Attributes
     ----------
     estimator_ : IsolationForest
         The fitted scikit-learn model.
+    reservoir_ : ndarray of shape (min(n_seen_, reservoir_size), n_features)
+        The running sample of the training rows.
+    n_seen_ : int
+        Training rows seen by ``fit`` and every ``partial_fit`` since.
     threshold_ : float
         Anomaly-score threshold.
     n_features_in_ : int
@@ -332,6 +489,7 @@ class IForestDetector(BaseDetector):
         max_features: float = 1.0,
         contamination: float | None = None,
         n_jobs: int | None = None,
+        reservoir_size: int = DEFAULT_RESERVOIR_SIZE,
         random_state: int | None = None,
     ) -> None:
         self.n_estimators = n_estimators
@@ -339,13 +497,19 @@ class IForestDetector(BaseDetector):
         self.max_features = max_features
         self.contamination = contamination
         self.n_jobs = n_jobs
+        self.reservoir_size = reservoir_size
         self.random_state = random_state
 
     def _check_params(self) -> None:
         check_int("n_estimators", self.n_estimators)
         check_fraction("max_features", self.max_features)
+        check_int("reservoir_size", self.reservoir_size, minimum=2)
 
     def _fit(self, X: NDArray[np.float64]) -> None:
+        self._fit_model(X)
+        self._start_reservoir(X)
+
+    def _fit_model(self, X: NDArray[np.float64]) -> None:
         self.estimator_ = IsolationForest(
             n_estimators=self.n_estimators,
             max_samples=self.max_samples,
@@ -363,7 +527,7 @@ class IForestDetector(BaseDetector):
 _SAME_ROW = 1e-6
 
 
-class KNNDetector(_ScaledSample):
+class KNNDetector(ReservoirMixin, _ScaledSample):
     """Distance to the k-th nearest training row (scikit-learn's NearestNeighbors).
 
     A row far from every training row is anomalous. With clean training data this simple
@@ -398,13 +562,32 @@ class KNNDetector(_ScaledSample):
         See :class:`anomalia.base.BaseDetector`.
     n_jobs : int or None, default=None
         Parallel jobs for the neighbour search (``-1`` = all cores).
+    reservoir_size : int, default=10000
+        Most rows (a count) of the uniform running sample of all rows seen that
+        :meth:`partial_fit` refits on (see Notes). Fixed at ``fit``.
     random_state : int or None, default=None
-        Seed for the subsample; the search itself is exact and deterministic.
+        Seed for the subsample and the running sample; the search itself is exact and
+        deterministic.
+
+    Notes
+    -----
+    :meth:`partial_fit` keeps learning from more rows: the model keeps a uniform running
+    sample of at most ``reservoir_size`` of all the rows seen (Vitter's reservoir sampling,
+    seeded by ``random_state``: every row seen is kept with the same probability), and each
+    call adds the new rows to it and refits on it, exactly as ``fit`` on the sample would
+    (scaler, index and ``threshold_``, the latter on the sample's leave-one-out training
+    scores). After the first call the index holds at most ``reservoir_size`` rows (and
+    ``max_samples`` still subsamples it). The sample costs ``reservoir_size x n_features``
+    float64 values in the model file, beside the index.
 
     Attributes
     ----------
     estimator_ : NearestNeighbors
         The fitted neighbour index over the (scaled) training rows.
+    reservoir_ : ndarray of shape (min(n_seen_, reservoir_size), n_features)
+        The running sample of the training rows, in the original units.
+    n_seen_ : int
+        Training rows seen by ``fit`` and every ``partial_fit`` since.
     scaler_ : StandardScaler or None
         The fitted scaler (None when ``scale=False``).
     threshold_ : float
@@ -434,6 +617,7 @@ class KNNDetector(_ScaledSample):
         duplicates: str = "count",
         contamination: float | None = None,
         n_jobs: int | None = None,
+        reservoir_size: int = DEFAULT_RESERVOIR_SIZE,
         random_state: int | None = None,
     ) -> None:
         self.n_neighbors = n_neighbors
@@ -443,6 +627,7 @@ class KNNDetector(_ScaledSample):
         self.duplicates = duplicates
         self.contamination = contamination
         self.n_jobs = n_jobs
+        self.reservoir_size = reservoir_size
         self.random_state = random_state
 
     def _check_params(self) -> None:
@@ -451,8 +636,13 @@ class KNNDetector(_ScaledSample):
         check_option("duplicates", self.duplicates, ("count", "ignore"))
         if self.max_samples is not None:
             check_int("max_samples", self.max_samples, minimum=2)
+        check_int("reservoir_size", self.reservoir_size, minimum=2)
 
     def _fit(self, X: NDArray[np.float64]) -> None:
+        self._fit_model(X)
+        self._start_reservoir(X)
+
+    def _fit_model(self, X: NDArray[np.float64]) -> None:
         Z = self._fit_rows(X)
         if self.duplicates == "ignore":
             Z = np.unique(Z, axis=0)

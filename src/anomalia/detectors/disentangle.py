@@ -62,10 +62,10 @@ class DisentangleDetector(_AutoEncoderBase):
         -> 94.2 % of swaps classified as the content digit); ``0`` disables it.
     activation : str, default="auto"
         Activation (see :class:`~anomalia.detectors.autoencoder.AEDetector`); ``"auto"``: relu.
-    noise, noise_kind, lr, weight_decay, epochs, batch_size, validation_fraction, patience,
-    robust, robust_fraction, warmup_epochs, standardize, image_shape, contamination,
-    random_state, verbose
-        As in :class:`~anomalia.detectors.autoencoder.AEDetector`.
+    noise, noise_kind, lr, weight_decay, epochs, update_epochs, batch_size,
+    validation_fraction, patience, robust, robust_fraction, warmup_epochs, standardize,
+    image_shape, contamination, random_state, verbose
+        As in :class:`~anomalia.detectors.autoencoder.AEDetector` (``partial_fit`` too).
 
     Attributes
     ----------
@@ -117,6 +117,7 @@ class DisentangleDetector(_AutoEncoderBase):
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
         epochs: int = 100,
+        update_epochs: int = 5,
         batch_size: int | str = "auto",
         validation_fraction: float = 0.1,
         patience: int | None = 10,

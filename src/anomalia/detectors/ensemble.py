@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._utils.validation import check_fraction, check_option
-from ..base import BaseDetector
+from ..base import BaseDetector, IncrementalMixin
 from ..errors import AnomaliaError
 
 #: How member scores are put on one scale (fitted on the training scores only).
@@ -32,7 +32,7 @@ def _member_spec(spec: Any) -> tuple[str, dict[str, Any]]:
     )
 
 
-class EnsembleDetector(BaseDetector):
+class EnsembleDetector(IncrementalMixin, BaseDetector):
     """Average of several detectors' normalised anomaly scores.
 
     Detectors fail differently: a nearest-neighbour distance misses anomalies hidden among
@@ -63,6 +63,17 @@ class EnsembleDetector(BaseDetector):
         See :class:`anomalia.base.BaseDetector`.
     random_state : int or None, default=None
         Seed handed to the members.
+
+    Notes
+    -----
+    :meth:`partial_fit` needs every member to keep learning (have ``partial_fit``; a
+    member that cannot is named in an :class:`~anomalia.errors.AnomaliaError` before any
+    member changes). With ``trim``, the share ``trim`` of the new rows with the highest
+    ensemble score (before the update) is left out; every member then learns the rest by
+    its own ``partial_fit``, and each member's normalisation is fitted again on the training
+    scores that member's threshold was set on (its running sample, or the latest batch;
+    ``rank`` resamples them to a common length by their quantiles when the lengths differ).
+    ``threshold_`` is then set on the ensemble scores of the latest batch (all its rows).
 
     Attributes
     ----------
@@ -149,16 +160,41 @@ class EnsembleDetector(BaseDetector):
             scores[:, out] = np.stack([m.anomaly_score(X[out]) for m in self.detectors_])
         return self._combine(scores)  # the training scores the threshold is set on
 
-    def _fit_normalization(self, scores: NDArray[np.float64]) -> None:
+    def _check_can_update(self) -> None:
+        """Name the first member that cannot ``partial_fit``, before any member changes."""
+        for i, member in enumerate(self.detectors_):
+            if not hasattr(member, "partial_fit"):
+                raise AnomaliaError(
+                    f"ensemble member {i + 1} ({member.name}) cannot learn incrementally (it "
+                    "has no partial_fit), so this ensemble cannot: use members that can "
+                    "(gaussian, iforest, knn, ae, dae, vae, vqvae) or fit it again"
+                )
+            member._check_can_update()
+
+    def _partial_fit(self, X: NDArray[np.float64]) -> None:
+        n_out = min(int(self.trim * len(X)), len(X) - 2)
+        if n_out > 0:  # leave out the most anomalous new rows, as the second stage of fit
+            keep = np.ones(len(X), dtype=bool)
+            keep[np.argsort(self._anomaly_score(X), kind="stable")[-n_out:]] = False
+            X = X[keep]
+        self._fit_normalization([m._partial_fit_scored(X) for m in self.detectors_])
+
+    def _fit_normalization(self, scores: Sequence[NDArray[np.float64]]) -> None:
+        """Each member's normalisation from its training scores (one row per member)."""
+        n_rows = {len(s) for s in scores}
         if self.normalization == "rank":
-            self.train_scores_ = np.sort(scores, axis=1)
+            if len(n_rows) > 1:  # members scored different rows: compare their quantiles
+                q = np.linspace(0.0, 1.0, min(n_rows))
+                scores = [np.quantile(s, q) for s in scores]
+            self.train_scores_ = np.sort(np.stack(scores), axis=1)
             self.center_ = np.zeros(len(scores))
             self.scale_ = np.ones(len(scores))
         else:
             if self.normalization == "zscore":
-                center, scale = scores.mean(axis=1), scores.std(axis=1)
+                center = np.array([np.mean(s) for s in scores])
+                scale = np.array([np.std(s) for s in scores])
             else:
-                q1, center, q3 = np.quantile(scores, [0.25, 0.5, 0.75], axis=1)
+                q1, center, q3 = np.array([np.quantile(s, [0.25, 0.5, 0.75]) for s in scores]).T
                 scale = q3 - q1
             self.center_ = center
             self.scale_ = np.where(scale > 0, scale, 1.0)

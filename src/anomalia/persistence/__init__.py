@@ -20,8 +20,10 @@ bombs); the manifest is checked against a schema (:mod:`anomalia.persistence._sc
 signature, when a key is given; every member's SHA-256; every array's dtype, shape and
 finiteness; the detector's parameters (its own checks); tree and neighbour structures are
 validated or rebuilt from plain rows; networks are built on PyTorch's meta device and must
-match the stored shapes exactly before any memory is allocated; last, the rebuilt model
-scores a probe row. Any failure is a :class:`~anomalia.errors.ModelFileError`.
+match the stored shapes exactly before any memory is allocated; the state that only
+``partial_fit`` reads (running samples, streaming moments, optimiser state) is checked by
+the detector's ``_check_restored``; last, the rebuilt model scores a probe row. Any
+failure is a :class:`~anomalia.errors.ModelFileError`.
 
 What the digests detect: accidental corruption (a truncated download, a flipped bit).
 What only a signature detects: a deliberate edit, since an attacker can recompute digests
@@ -449,6 +451,7 @@ def _unpack(part: dict[str, Any], blobs: dict[str, bytes]) -> Any:
         setattr(detector, key, subs)
     if any(not any(n.startswith(f"nested/{k}/") for k in part["nested"]) for n in nested_blobs):
         raise ModelFileError("a nested member belongs to no ensemble member")
+    detector._check_restored()  # state the probe score does not use (e.g. for partial_fit)
     return detector
 
 
