@@ -264,6 +264,43 @@ def test_dask_score_files_end_to_end(files, tmp_path):
     assert not (tmp_path / "other").exists()
 
 
+def test_cli_score_engine_dask(dask_client, files, tmp_path):
+    out = tmp_path / "cli-scores"
+    res = CliRunner().invoke(
+        app,
+        [
+            "score",
+            str(files["gaussian"]),
+            str(files["parts"]),
+            "--out",
+            str(out),
+            "--engine",
+            "dask",
+            "--scheduler",
+            dask_client.scheduler.address,
+            "--keep-columns",
+            "id",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    _assert_same(pd.read_parquet(out), _reference(files["gaussian"], files["test"]))
+    res = CliRunner().invoke(
+        app,
+        [
+            "score",
+            str(files["gaussian"]),
+            str(files["parts"]),
+            "--out",
+            str(out),
+            "--engine",
+            "dask",
+            "--master",
+            "local[2]",
+        ],
+    )
+    assert res.exit_code == 2 and "--master for --engine spark" in res.output
+
+
 def test_dask_model_and_column_errors_are_clear(files, tmp_path):
     dd = pytest.importorskip("dask.dataframe", reason="the dask extra is not installed")
     import anomalia.dask as adask
@@ -462,6 +499,27 @@ def test_spark_score_files_in_the_active_session(spark, files, tmp_path):
         aspark.score_files(files["gaussian"], files["parts"], tmp_path / "other", master="local[1]")
     with pytest.raises(AnomaliaError, match="already exists"):
         aspark.score_files(files["gaussian"], files["parts"], out)
+
+
+@spark_warnings
+def test_cli_score_engine_spark(spark, files, tmp_path):
+    out = tmp_path / "cli-scores"
+    res = CliRunner().invoke(
+        app,
+        [
+            "score",
+            str(files["gaussian"]),
+            str(files["parts"]),
+            "--out",
+            str(out),
+            "--engine",
+            "spark",
+            "--keep-columns",
+            "id",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    _assert_same(pd.read_parquet(out), _reference(files["gaussian"], files["test"]))
 
 
 @spark_warnings

@@ -384,6 +384,19 @@ def score(
     keep_all: Annotated[
         bool, typer.Option("--keep-all", help="Pass every input column through.")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="stream (this process), dask or spark (Parquet in, a folder of part files out).",
+        ),
+    ] = "stream",
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="dask: an existing scheduler's address.")
+    ] = None,
+    master: Annotated[
+        str | None, typer.Option("--master", help="spark: an existing cluster's master URL.")
+    ] = None,
     label_column: LabelColumn = None,
     anomaly_value: AnomalyValue = None,
     normal_value: NormalValue = None,
@@ -398,13 +411,19 @@ def score(
     from ..errors import DataError
     from ..stream import is_streamed, score_to
 
-    if str(out) != "-" and out.suffix.lower() not in (".csv", ".parquet"):
-        raise DataError(f"--out must end in .csv or .parquet (or be -), got {out.name!r}")
     if keep_all and keep_columns:
         raise DataError("give --keep-columns or --keep-all, not both")
     keep: Any = (
         "all" if keep_all else [c.strip() for c in (keep_columns or "").split(",") if c.strip()]
     )
+    if engine != "stream":
+        n = _score_on_cluster(model, data, out, engine, keep, scheduler, master)
+        console.print(f"scored {n} rows with {engine}; wrote {out}/")
+        return
+    if scheduler or master:
+        raise DataError("--scheduler is for --engine dask, --master for --engine spark")
+    if str(out) != "-" and out.suffix.lower() not in (".csv", ".parquet"):
+        raise DataError(f"--out must end in .csv or .parquet (or be -), got {out.name!r}")
     det, spec = _load_with_spec(
         model,
         data,
@@ -422,6 +441,30 @@ def score(
         n, flagged = _score_in_memory(det, spec, data, out, keep)
     where = "standard output" if str(out) == "-" else out
     say.print(f"scored {n} rows, {flagged} flagged; wrote {where}")
+
+
+def _score_on_cluster(
+    model: Path, data: str, out: Path, engine: str, keep: Any, scheduler: Any, master: Any
+) -> int:
+    """``anomalia.dask.score_files`` or ``anomalia.spark.score_files`` (their extras)."""
+    import importlib
+
+    from ..errors import DataError
+    from ..persistence import read_key
+
+    if engine not in ("dask", "spark"):
+        raise DataError(f"--engine must be stream, dask or spark; got {engine!r}")
+    if (engine == "dask" and master) or (engine == "spark" and scheduler):
+        raise DataError("--scheduler is for --engine dask, --master for --engine spark")
+    where = {"scheduler": scheduler} if engine == "dask" else {"master": master}
+    try:  # the engines import dask / pyspark when first used
+        backend = importlib.import_module(f"anomalia.{engine}")
+        return backend.score_files(model, data, out, keep=keep or None, key=read_key(), **where)
+    except ImportError as exc:
+        raise DataError(
+            f"--engine {engine} needs the {engine} extra ({exc.name} is missing): "
+            f"pip install 'anomalia[{engine}]'"
+        ) from None
 
 
 def _score_in_memory(det: Any, spec: Any, data: str, out: Path, keep: Any) -> tuple[int, int]:
