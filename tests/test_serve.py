@@ -437,3 +437,26 @@ def test_openapi_docs_are_served_without_a_cdn(client):
     assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/health", "/v1/models", "/v1/models/{name}/score", "/metrics"} <= set(paths)
+
+
+def test_the_plain_numeric_fast_path_gives_the_same_floats(tmp_path):
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(rng.normal(size=(200, 4)), columns=["a", "b", "c", "d"])
+    df.to_csv(tmp_path / "t.csv", index=False)
+    _cli("fit", tmp_path / "t.csv", "-d", "gaussian", "--out", tmp_path / "p.anomalia")
+    m = ServedModel.load(tmp_path / "p.anomalia")
+    c = TestClient(create_app([m]))
+    body = {"columns": list(df.columns), "data": df.values.tolist()}
+    assert m._plain_rows(body) is not None  # the fast path is taken
+    fast = c.post("/v1/models/p/score", json=body).json()["anomaly_score"]
+    slow = c.post("/v1/models/p/score", json={"rows": df.to_dict("records")}).json()
+    csv = c.post(
+        "/v1/models/p/score",
+        content=(tmp_path / "t.csv").read_bytes(),
+        headers={"content-type": "text/csv"},
+    ).json()
+    assert fast == slow["anomaly_score"] == csv["anomaly_score"]
+    assert fast == m.detector.anomaly_score(df).tolist()
+    bad = {"columns": list(df.columns), "data": [[1.0, None, 2.0, 3.0]]}
+    res = c.post("/v1/models/p/score", json=bad)  # not finite: the full path names it
+    assert res.status_code == 422 and "'b'" in res.json()["detail"]

@@ -101,6 +101,10 @@ def run(
     import uvicorn
 
     app = _build(config)  # every model is checked here, once, even with several workers
+    if app.state.settings.blas_threads is not None:
+        import torch
+
+        torch.set_num_threads(app.state.settings.blas_threads)  # as BLAS: per scoring thread
     if on_ready is not None:
         on_ready(app)
     common: dict[str, Any] = {
