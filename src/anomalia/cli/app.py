@@ -878,4 +878,4 @@ def main() -> None:
 
 
 # Commands defined in sibling modules register themselves on ``app`` when imported.
-from . import bench, disentangle, generate, represent, serve  # noqa: E402, F401
+from . import bench, disentangle, export, generate, represent, serve  # noqa: E402, F401
