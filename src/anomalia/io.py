@@ -30,7 +30,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from pandas.api import types as ptypes
 
-from .errors import DataError
+from .errors import DataError, ModelFileError
 from .thresholds import check_binary_labels
 
 __all__ = ["FORMATS", "Dataset", "TableSpec", "dataset_from_frame", "read_bytes", "read_table"]
@@ -149,6 +149,21 @@ class TableSpec:
             ),
             "feature_names": None if self.feature_names is None else list(self.feature_names),
         }
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any], source: str = "") -> TableSpec:
+        """The spec saved in a model file's manifest (``metadata.table``).
+
+        Raises :class:`~anomalia.errors.ModelFileError` (prefixed by ``source``) when the
+        saved options are not a valid spec: the file was edited or corrupted.
+        """
+        try:
+            return cls.from_dict(manifest["metadata"].get("table", {}))
+        except DataError as exc:
+            prefix = f"{source}: " if source else ""
+            raise ModelFileError(
+                f"{prefix}the model's saved data options are invalid: {exc}"
+            ) from None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TableSpec:

@@ -158,12 +158,7 @@ def prepare(
         _remember(digest, loaded)
     detector, manifest = loaded
     if spec is None:
-        try:
-            spec = TableSpec.from_dict(manifest["metadata"].get("table", {}))
-        except DataError as exc:
-            raise ModelFileError(
-                f"{label}: the model's saved data options are invalid: {exc}"
-            ) from None
+        spec = TableSpec.from_manifest(manifest, label)
     return blob, digest, detector, spec
 
 

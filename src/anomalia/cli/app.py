@@ -119,13 +119,9 @@ def _load_with_spec(model: Path, data: str, **overrides: Any) -> tuple[Any, Any]
 
 def _saved_spec(manifest: dict[str, Any], data: str, **overrides: Any) -> Any:
     """The data spec saved in a model's manifest, with the command's options applied."""
-    from ..errors import DataError, ModelFileError
     from ..io import TableSpec
 
-    try:
-        spec = TableSpec.from_dict(manifest["metadata"].get("table", {}))
-    except DataError as exc:
-        raise ModelFileError(f"the model's saved data options are invalid: {exc}") from None
+    spec = TableSpec.from_manifest(manifest)
     overrides = _folder_labels(data, overrides)
     changes = {k: v for k, v in overrides.items() if v not in (None, [], ())}
     if "ignore_columns" in changes:

@@ -66,12 +66,7 @@ class ServedModel:
         path = Path(path)
         start = time.perf_counter()
         detector, manifest = load_model(path, key=key)
-        try:
-            spec = TableSpec.from_dict(manifest["metadata"].get("table", {}))
-        except DataError as exc:
-            raise AnomaliaError(
-                f"{path}: the model's saved data options are invalid: {exc}"
-            ) from None
+        spec = TableSpec.from_manifest(manifest, str(path))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         name = name or path.name.split(".")[0]
         return cls(name, path, detector, manifest, spec, digest, time.perf_counter() - start)
