@@ -179,3 +179,37 @@ def test_unknown_detector_and_parameter_are_named():
         make_detector("nope")
     with pytest.raises(anomalia.AnomaliaError, match="unknown parameter.*n_trees.*n_estimators"):
         make_detector("iforest", n_trees=3)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "knn", "ae"])
+def test_scoring_skips_validation_only_for_ready_tables(name):
+    """The shortcut past validate_data takes exactly the input validate_data would return
+    unchanged, and gives the same scores; anything else takes the checked path."""
+    from sklearn.utils.validation import validate_data
+
+    rng = np.random.default_rng(0)
+    cols = ["a", "b", "c"]
+    X = pd.DataFrame(rng.normal(size=(80, 3)), columns=cols)
+    det = _make(name, random_state=0).fit(X)
+    T = pd.DataFrame(rng.normal(size=(7, 3)), columns=cols)
+    dtypes = (np.float64, np.float32) if name == "ae" else (np.float64,)
+    ready = det._ready_table(T, dtypes)
+    checked = validate_data(det, T, reset=False, dtype=dtypes)
+    assert ready is not None
+    np.testing.assert_array_equal(ready, checked)
+    assert ready.flags.f_contiguous == checked.flags.f_contiguous
+    np.testing.assert_array_equal(
+        det.anomaly_score(T), det._anomaly_score(det._validate(T, reset=False))
+    )
+    not_ready = [
+        T[["b", "a", "c"]],  # columns out of order: validate_data refuses
+        T.astype(np.int64),  # converted
+        T.to_numpy(),  # fitted with names: validate_data warns
+        T.iloc[:0],  # no rows
+        T.assign(a=np.where(np.arange(7) == 3, np.nan, T["a"])),  # NaN: refused by name
+        T.assign(d=1.0),  # extra column
+    ]
+    for bad in not_ready:
+        assert det._ready_table(bad, dtypes) is None
+    with pytest.raises(anomalia.DataError, match="NaN"):
+        det.anomaly_score(not_ready[4])

@@ -87,6 +87,8 @@ class TorchDetector(BaseDetector):
     @input_errors_as_data_errors()  # sklearn's and numpy's ValueErrors are DataErrors
     def _validate(self, X: ArrayLike, *, reset: bool) -> NDArray[np.float64]:
         min_rows = 2 if reset else 1
+        if not reset and (ready := self._ready_table(X, FLOATS)) is not None:
+            return ready if self.image_shape_ is None else ready.reshape(-1, *self.image_shape_)
         if not hasattr(X, "shape"):  # lists and other array-likes
             X = np.asarray(X)
         if hasattr(X, "iloc") or len(X.shape) <= 2:

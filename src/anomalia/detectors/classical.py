@@ -32,6 +32,15 @@ from ._incremental import (
 _EPS = np.finfo(np.float64).eps
 
 
+def _standardised(scaler: StandardScaler, X: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``scaler.transform(X)`` on rows already validated: the same arithmetic (subtract the
+    mean, divide by the scale), without validating them again."""
+    Z = X - scaler.mean_ if scaler.with_mean else X.copy()
+    if scaler.with_std:
+        Z /= scaler.scale_
+    return Z
+
+
 class GaussianDetector(ReservoirMixin, BaseDetector):
     """Multivariate Gaussian fitted by maximum likelihood; anomaly score = negative log-density.
 
@@ -321,7 +330,7 @@ class GaussianDetector(ReservoirMixin, BaseDetector):
         return self._mahalanobis(self._validate(X, reset=False))
 
     def _mahalanobis(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
-        Z = self.scaler_.transform(X)
+        Z = _standardised(self.scaler_, X)
         W = solve_triangular(self.cholesky_, Z.T, lower=True, check_finite=False)
         return np.einsum("ij,ij->j", W, W)
 
@@ -353,7 +362,7 @@ class _ScaledSample(BaseDetector):
         # a value far beyond the training range may overflow to infinity when standardised;
         # kept finite, its score overflows instead and anomaly_score refuses the row by name
         big = np.finfo(np.float64).max
-        return np.clip(self.scaler_.transform(X), -big, big)
+        return np.clip(_standardised(self.scaler_, X), -big, big)
 
 
 class OCSVMDetector(_ScaledSample):
