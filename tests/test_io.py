@@ -451,3 +451,34 @@ def test_npy_and_npz_image_stacks(tmp_path):
     ds = read_table(tmp_path / "imgs.npz")
     assert ds.X.shape == (5, 1, 8, 8)
     assert ds.y.tolist() == [0, 0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("categorical", ["error", "onehot"])
+def test_plain_numeric_shortcut_equals_the_column_by_column_path(monkeypatch, categorical):
+    """All-number tables take one conversion; it must give exactly what the general path
+    gives: values, dtype, memory layout, names and the fitted spec."""
+    import anomalia.io as io
+
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame(
+        {
+            "f": rng.normal(size=50),
+            "i": rng.integers(-5, 5, size=50),
+            "b": rng.random(50) > 0.5,
+            "f32": rng.normal(size=50).astype(np.float32),
+            "Class": rng.integers(0, 2, size=50),
+        }
+    )
+    fast = dataset_from_frame(raw, label_column="Class", categorical=categorical)
+    monkeypatch.setattr(io, "_plain_numeric", lambda *a: None)
+    slow = dataset_from_frame(raw, label_column="Class", categorical=categorical)
+    pd.testing.assert_frame_equal(fast.X, slow.X)
+    assert fast.X.to_numpy().flags.f_contiguous == slow.X.to_numpy().flags.f_contiguous
+    assert fast.spec == slow.spec
+    np.testing.assert_array_equal(fast.y, slow.y)
+
+
+def test_plain_numeric_shortcut_leaves_bad_values_to_the_named_error():
+    raw = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [1, 2, 3]})
+    with pytest.raises(DataError, match="'a'"):
+        dataset_from_frame(raw)

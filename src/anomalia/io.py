@@ -281,11 +281,14 @@ def _read_parquet(data: Path | bytes, source: str | None = None) -> pd.DataFrame
     import pyarrow.parquet as pq
 
     source = source or str(data)
-    src = pa.BufferReader(data) if isinstance(data, bytes) else data
     try:
-        names = pq.read_schema(src).names
-        _check_unique(names, source)
-        return pq.read_table(src).to_pandas()
+        if isinstance(data, bytes):  # a request body: one file, no dataset discovery
+            pf = pq.ParquetFile(pa.BufferReader(data))
+            _check_unique(pf.schema_arrow.names, source)
+            table = pf.read()
+            return table.to_pandas(use_threads=table.num_rows > 10_000)
+        _check_unique(pq.read_schema(data).names, source)
+        return pq.read_table(data).to_pandas()
     except (pa.ArrowException, OSError, ValueError) as exc:
         if isinstance(exc, DataError):
             raise
@@ -641,11 +644,34 @@ def _labels(col: pd.Series, spec: TableSpec, source: str) -> tuple[NDArray[np.in
     )
 
 
+def _plain_numeric(
+    frame: pd.DataFrame, feat_cols: list[str], fitted_cats: dict[str, list[str]] | None
+) -> NDArray[np.float64] | None:
+    """The features as one float64 array when every feature column is a plain NumPy number
+    column (bool, int, float) with finite values and none is categorical: the values and
+    the column-major layout the column-by-column path below makes, in one conversion
+    instead of one pandas access per column (milliseconds on a one-row request). None
+    otherwise, for the path that names each problem."""
+    if fitted_cats and any(c in fitted_cats for c in feat_cols):
+        return None
+    part = frame if len(feat_cols) == frame.shape[1] else frame[feat_cols]
+    if not all(isinstance(t, np.dtype) and t.kind in "biuf" for t in part.dtypes):
+        return None
+    data = np.asfortranarray(part.to_numpy(dtype=np.float64))
+    return data if np.isfinite(data).all() else None
+
+
 def _features(
     frame: pd.DataFrame, feat_cols: list[str], spec: TableSpec, source: str
 ) -> tuple[pd.DataFrame, TableSpec]:
     """Numeric and one-hot features in column order, plus the fitted spec."""
     fitted_cats = spec.categories
+    plain = _plain_numeric(frame, feat_cols, fitted_cats)
+    if plain is not None:
+        empty = {} if spec.categorical == "onehot" else None
+        categories = dict(fitted_cats) if fitted_cats is not None else empty
+        X = pd.DataFrame(plain, columns=list(feat_cols), copy=False)
+        return X, replace(spec, categories=categories, feature_names=list(feat_cols))
     numeric: dict[str, np.ndarray] = {}
     text_cols: list[str] = []
     text_examples: dict[str, tuple[Any, int]] = {}
