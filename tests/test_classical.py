@@ -105,3 +105,30 @@ def test_scale_from_all_keeps_the_training_rows_scale(polluted):
 def test_gaussian_rejects_bad_parameters(params, match, polluted):
     with pytest.raises(ValueError, match=match):
         GaussianDetector(**params).fit(polluted[0])
+
+
+@pytest.mark.parametrize("n_features", [5, 20])
+def test_nearest_distances_are_exact(n_features):
+    """The faiss path (from 16 features) finds neighbours in float32 and measures them in
+    float64: the exact distances (from the differences themselves), duplicates included."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from anomalia.detectors.classical import nearest_distances
+
+    rng = np.random.default_rng(1)
+    ref = rng.normal(size=(3000, n_features))
+    ref[10] = ref[11] = ref[12]  # exact copies: distance 0 to each other, not to themselves
+    query = np.vstack([rng.normal(size=(500, n_features)), ref[:50] + 1e-9])
+    nn = NearestNeighbors(n_neighbors=7).fit(ref)
+    all_d = np.sqrt(((query[:, None, :] - ref[None]) ** 2).sum(axis=2))
+    exact = np.sort(all_d, axis=1)[:, :7]
+    np.testing.assert_allclose(nearest_distances(nn, query, 7), exact, rtol=1e-9, atol=1e-7)
+    self_d = np.sqrt(((ref[:, None, :] - ref[None]) ** 2).sum(axis=2))
+    np.fill_diagonal(self_d, np.inf)
+    left_out = nearest_distances(nn, None, 7)
+    np.testing.assert_allclose(left_out, np.sort(self_d, axis=1)[:, :7], rtol=1e-9)
+    assert left_out[10, 0] == 0.0 and left_out[10, 2] > 0.0  # two copies, then others
+    if n_features >= 16:  # measured from the differences: near neighbours keep their digits
+        np.testing.assert_allclose(
+            nearest_distances(nn, query[500:], 1)[:, 0], 1e-9 * np.sqrt(n_features), rtol=1e-6
+        )

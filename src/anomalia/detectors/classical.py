@@ -4,6 +4,7 @@ lines of linear algebra on top of scikit-learn's covariance estimators."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -670,9 +671,9 @@ class KNNDetector(ReservoirMixin, _ScaledSample):
     def _anomaly_score(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
         k = self.n_neighbors_
         if self.duplicates == "count":
-            return self._reduce(self.estimator_.kneighbors(self._scaled(X), k)[0])
+            return self._reduce(nearest_distances(self.estimator_, self._scaled(X), k))
         # one neighbour more; a row whose nearest neighbour is its own copy skips it
-        dist = self.estimator_.kneighbors(self._scaled(X), k + 1)[0]
+        dist = nearest_distances(self.estimator_, self._scaled(X), k + 1)
         copy = dist[:, 0] <= _SAME_ROW * np.sqrt(X.shape[1])
         return self._reduce(np.take_along_axis(dist, np.arange(k) + copy[:, None], axis=1))
 
@@ -681,5 +682,78 @@ class KNNDetector(ReservoirMixin, _ScaledSample):
             self.max_samples is not None and X.shape[0] > self.max_samples
         ):  # rows outside the subsample are new to the index; "ignore" skips a row's copy
             return self._anomaly_score(X)
-        # kneighbors() without X leaves each indexed row out of its own neighbours
-        return self._reduce(self.estimator_.kneighbors(return_distance=True)[0])
+        # each indexed row left out of its own neighbours
+        return self._reduce(nearest_distances(self.estimator_, None, self.n_neighbors_))
+
+
+#: Feature counts from which neighbours are searched by brute force with faiss (BLAS) rather
+#: than scikit-learn's k-d tree, which beyond about 15 dimensions visits most of the rows.
+FLAT_SEARCH_MIN_FEATURES = 16
+
+#: Extra neighbour candidates, found in float32, whose distances are recomputed in float64.
+KNN_EXTRA_CANDIDATES = 8
+
+#: Float64 entries of the candidate differences (rows x candidates x features) per chunk.
+_CANDIDATE_BUDGET = 1 << 22
+
+_FLAT_INDEXES: weakref.WeakKeyDictionary[NearestNeighbors, Any] = weakref.WeakKeyDictionary()
+
+
+def candidate_count(n_reference: int, need: int) -> int:
+    """Neighbour candidates a float32 search returns for ``need`` exact neighbours."""
+    return min(n_reference, max(need + KNN_EXTRA_CANDIDATES, 2 * need))
+
+
+def nearest_distances(
+    nn: NearestNeighbors, Z: NDArray[np.float64] | None, k: int
+) -> NDArray[np.float64]:
+    """Euclidean distances of each row of ``Z`` to its ``k`` nearest rows of the fitted
+    index ``nn``, ascending, shape (rows, k); ``Z=None`` queries the indexed rows, each left
+    out of its own neighbours (as ``nn.kneighbors()`` does).
+
+    In few dimensions scikit-learn's tree search answers. From
+    :data:`FLAT_SEARCH_MIN_FEATURES` features on, faiss's exact brute-force search (BLAS
+    matrix products, in float32) finds the ``k + KNN_EXTRA_CANDIDATES`` (at least ``2k``)
+    nearest candidates, whose distances are then recomputed from the float64 differences
+    themselves, and the ``k`` smallest are kept: the float32 sum ``|z|^2 - 2 z.r + |r|^2``
+    loses digits for near neighbours, so it only ranks candidates. The result is the exact
+    distance to the k nearest rows unless the float32 ranking misses a true neighbour
+    behind more than ``KNN_EXTRA_CANDIDATES`` others within float32 rounding of it, which
+    changes the distance by no more than that rounding. The exported ONNX graph computes
+    the same. Without faiss installed, scikit-learn's brute-force search answers.
+    """
+    ref = nn._fit_X
+    if ref.shape[1] < FLAT_SEARCH_MIN_FEATURES or _faiss() is None:
+        if Z is None:
+            return nn.kneighbors(n_neighbors=k)[0]
+        return nn.kneighbors(Z, k)[0]
+    index = _FLAT_INDEXES.get(nn)
+    if index is None:
+        index = _faiss().IndexFlatL2(ref.shape[1])
+        index.add(np.ascontiguousarray(ref, dtype=np.float32))
+        _FLAT_INDEXES[nn] = index
+    leave_out = Z is None
+    Q = ref if leave_out else Z
+    need = k + leave_out
+    n_cand = candidate_count(ref.shape[0], need)
+    chunk = max(1, _CANDIDATE_BUDGET // (n_cand * ref.shape[1]))
+    out = np.empty((Q.shape[0], k))
+    for start in range(0, Q.shape[0], chunk):
+        q = Q[start : start + chunk]
+        _, cand = index.search(np.ascontiguousarray(q, dtype=np.float32), n_cand)
+        diff = q[:, None, :] - ref[cand]
+        d2 = np.einsum("ncf,ncf->nc", diff, diff)
+        if leave_out:  # the row itself is not its own neighbour (duplicates of it are)
+            d2[cand == np.arange(start, start + len(q))[:, None]] = np.inf
+        part = np.sort(d2, axis=1)[:, :k]
+        out[start : start + len(q)] = np.sqrt(part)
+    return out
+
+
+def _faiss() -> Any:
+    """The faiss module, or None where it is not installed."""
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - faiss-cpu is a dependency
+        return None
+    return faiss

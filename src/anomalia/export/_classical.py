@@ -59,10 +59,6 @@ def gaussian_score(g: Graph, det: Any, x: str) -> str:
     return g.op("Add", half, g.const(np.array(c), "gaussian_log_norm"), hint="gaussian_nll")
 
 
-#: Extra neighbour candidates whose distances are recomputed exactly (see ``knn_score``).
-KNN_EXTRA_CANDIDATES = 8
-
-
 def knn_score(g: Graph, det: Any, x: str) -> str:
     """k-th / mean / median distance to the training rows of a fitted ``KNNDetector``.
 
@@ -73,13 +69,13 @@ def knn_score(g: Graph, det: Any, x: str) -> str:
     whose distances are then recomputed from the differences ``z - r`` themselves, and the
     ``k`` smallest of those are the neighbours.
     """
-    from ..detectors.classical import _SAME_ROW
+    from ..detectors.classical import _SAME_ROW, candidate_count
 
     ref = np.asarray(det.estimator_._fit_X, dtype=np.float64)
     n_ref, n_feat = ref.shape
     k = int(det.n_neighbors_)
     need = k + 1 if det.duplicates == "ignore" else k
-    n_cand = min(n_ref, max(need + KNN_EXTRA_CANDIDATES, 2 * need))
+    n_cand = candidate_count(n_ref, need)
     z = standardise(g, det.scaler_, x, "knn")
     R = g.const(ref, "knn_reference")
     zz = row_sum_squares(g, z, "knn_zz", keepdims=1)  # (n, 1)
