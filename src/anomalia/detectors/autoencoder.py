@@ -48,7 +48,14 @@ from ..training import (
     restore_optimizer,
     train,
 )
-from ._torch import SCORE_BATCH, TorchDetector, auto_batch_size, module_from_state, seed_from
+from ._torch import (
+    SCORE_BATCH,
+    TorchDetector,
+    auto_batch_size,
+    module_from_state,
+    rows_within,
+    seed_from,
+)
 
 
 def auto_bottleneck(n_features: int) -> int:
@@ -219,9 +226,13 @@ class _AutoEncoderBase(IncrementalMixin, TransformerMixin, TorchDetector):
                 raise ModelFileError(str(exc)) from None
 
     def _batched(self, X: NDArray[np.float64], fn: Any) -> torch.Tensor:
+        """``fn`` over the scaled rows of ``X`` in batches sized by a memory budget
+        (:func:`~anomalia.detectors._torch.rows_within`); each batch is converted to
+        float32 and scaled on its own, so the whole input is never copied."""
+        shape = self.image_shape_ if self.image_shape_ is not None else (self.n_features_in_,)
+        rows = rows_within(self.module_, tuple(shape))
         with torch.inference_mode():
-            t = self._tensor(X)
-            return torch.cat([fn(chunk) for chunk in t.split(SCORE_BATCH)])
+            return torch.cat([fn(self._tensor(X[i : i + rows])) for i in range(0, len(X), rows)])
 
     def _anomaly_score(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
         gen = torch.Generator().manual_seed(self.seed_)  # repeatable Monte-Carlo scores
