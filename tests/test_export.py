@@ -514,3 +514,75 @@ def test_cli_export_errors(tmp_path):
         app, ["export", str(tmp_path / "missing.anomalia"), "--out", str(tmp_path / "m.onnx")]
     )
     assert res.exit_code == 2 and "missing.anomalia" in res.output
+
+
+# -- scoring through onnxruntime: --engine onnx -------------------------------------------------
+@pytest.mark.parametrize("name", ["default", "gaussian", "knn", "iforest"])
+def test_onnx_scorer_gives_the_detectors_scores(cancer, name):
+    from anomalia.export import OnnxScorer
+
+    train, X = cancer
+    det = make_detector(name, random_state=0).fit(train)
+    scorer = OnnxScorer(det)
+    rtol = RTOL if name == "iforest" else RTOL_FLOAT64  # trees split in float32
+    got = scorer.anomaly_score(X)
+    assert got.dtype == np.float64 and scorer.threshold_ == det.threshold_
+    assert relative_error(got, det.anomaly_score(X)) <= rtol
+    big = np.repeat(X, 5, axis=0)  # more rows than one onnxruntime call takes
+    assert relative_error(scorer.anomaly_score(big), det.anomaly_score(big)) <= rtol
+    with pytest.raises(anomalia.DataError, match="feature columns"):
+        scorer.anomaly_score(X[:, :3])
+    bad = X[:4].copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(anomalia.DataError, match="row 2 holds NaN"):
+        scorer.anomaly_score(bad)
+
+
+def test_cli_score_engine_onnx_matches_the_python_engine(tmp_path):
+    from anomalia.cli.app import app
+
+    X, y = load("breast-cancer")
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])]).assign(Class=y)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    runner = CliRunner()
+    for det in ("default", "ae"):
+        model = tmp_path / f"{det}.anomalia"
+        fit = ["fit", str(tmp_path / "data.csv"), "-d", det, "--label-column", "Class"]
+        if det == "ae":
+            fit += ["-p", "epochs=3", "-p", "random_state=0"]
+        res = runner.invoke(app, [*fit, "--out", str(model)])
+        assert res.exit_code == 0, res.output
+        outs = {}
+        for engine in ("stream", "onnx"):
+            out = tmp_path / f"{det}-{engine}.csv"
+            args = ["score", str(model), str(tmp_path / "data.csv"), "--out", str(out)]
+            res = runner.invoke(app, [*args, "--engine", engine])
+            assert res.exit_code == 0, res.output
+            outs[engine] = pd.read_csv(out)
+        ref, got = outs["stream"].anomaly_score, outs["onnx"].anomaly_score
+        assert relative_error(got.to_numpy(), ref.to_numpy()) <= RTOL
+    res = runner.invoke(
+        app, ["score", str(model), str(tmp_path / "data.csv"), "--out", "x.csv", "--engine", "gpu"]
+    )
+    assert res.exit_code == 2 and "--engine must be stream, onnx, dask or spark" in res.output
+
+
+def test_serve_engine_onnx(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from anomalia.serve import ServedModel, create_app
+
+    train, X = load("breast-cancer")[0][:200], load("breast-cancer")[0]
+    det = make_detector("default").fit(pd.DataFrame(train, columns=[f"f{j}" for j in range(30)]))
+    det.save(tmp_path / "m.anomalia")
+    served = ServedModel.load(tmp_path / "m.anomalia", engine="onnx")
+    client = TestClient(create_app([served]))
+    assert client.get("/v1/models/m").json()["engine"] == "onnx"
+    body = {"columns": [f"f{j}" for j in range(30)], "data": X[:50].tolist()}
+    res = client.post("/v1/models/m/score", json=body)
+    assert res.status_code == 200, res.text
+    ref = det.anomaly_score(pd.DataFrame(X[:50], columns=body["columns"]))
+    assert relative_error(np.array(res.json()["anomaly_score"]), ref) <= RTOL_FLOAT64
+    with pytest.raises(AnomaliaError, match="--engine must be one of python, onnx"):
+        ServedModel.load(tmp_path / "m.anomalia", engine="tvm")

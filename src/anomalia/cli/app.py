@@ -384,7 +384,8 @@ def score(
         str,
         typer.Option(
             "--engine",
-            help="stream (this process), dask or spark (Parquet in, a folder of part files out).",
+            help="stream (this process), onnx (this process, through onnxruntime: the "
+            "export extra), dask or spark (Parquet in, a folder of part files out).",
         ),
     ] = "stream",
     scheduler: Annotated[
@@ -412,7 +413,7 @@ def score(
     keep: Any = (
         "all" if keep_all else [c.strip() for c in (keep_columns or "").split(",") if c.strip()]
     )
-    if engine != "stream":
+    if engine not in ("stream", "onnx"):
         n = _score_on_cluster(model, data, out, engine, keep, scheduler, master)
         console.print(f"scored {n} rows with {engine}; wrote {out}/")
         return
@@ -429,6 +430,10 @@ def score(
         id_column=id_column,
         ignore_columns=ignore_column,
     )
+    if engine == "onnx":
+        from ..export import OnnxScorer
+
+        det = OnnxScorer(det)
     say = err_console if str(out) == "-" else console
     if is_streamed(data) and not Path(data).is_dir():
         with _progress(f"scoring {data}") as update:
@@ -449,7 +454,7 @@ def _score_on_cluster(
     from ..persistence import read_key
 
     if engine not in ("dask", "spark"):
-        raise DataError(f"--engine must be stream, dask or spark; got {engine!r}")
+        raise DataError(f"--engine must be stream, onnx, dask or spark; got {engine!r}")
     if (engine == "dask" and master) or (engine == "spark" and scheduler):
         raise DataError("--scheduler is for --engine dask, --master for --engine spark")
     where = {"scheduler": scheduler} if engine == "dask" else {"master": master}

@@ -24,6 +24,14 @@ def serve(
         ),
     ] = None,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="What scores: python (the detector) or onnx (its exported graph in "
+            "onnxruntime; the export extra).",
+        ),
+    ] = "python",
     threads: Annotated[
         int | None, typer.Option("--threads", help="Scoring threads per worker (default: cores).")
     ] = None,
@@ -83,6 +91,7 @@ def serve(
         "max_body": max_body,
         "cors_origins": cors_origin or [],
         "threads": threads,
+        "engine": engine,
     }
     scheme = "https" if ssl_certfile else "http"
 

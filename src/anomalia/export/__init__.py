@@ -79,7 +79,7 @@ import numpy as np
 
 from ..errors import AnomaliaError
 
-__all__ = ["DTYPES", "metadata", "to_onnx"]
+__all__ = ["DTYPES", "OnnxScorer", "metadata", "to_onnx"]
 
 #: The input and computation float types an exported graph can have.
 DTYPES = ("float32", "float64")
@@ -296,3 +296,6 @@ def to_onnx(
     onnx.helper.set_model_props(model, props)
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+from ._runtime import OnnxScorer  # noqa: E402  (it calls to_onnx, defined above)

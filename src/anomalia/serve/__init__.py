@@ -41,7 +41,9 @@ def _build(config: dict[str, Any]) -> Any:
     key = read_key(config.get("key_file"))  # None: $ANOMALIA_MODEL_KEY, if set
     if config.get("require_signature") and key is None:
         raise AnomaliaError("--require-signature needs --sign-key-file or $ANOMALIA_MODEL_KEY")
-    models = load_models(config["models"], config.get("names") or (), key)
+    models = load_models(
+        config["models"], config.get("names") or (), key, config.get("engine", "python")
+    )
     token = None
     if config.get("token_file"):
         try:
@@ -94,7 +96,7 @@ def run(
     """Load the models (failing before listening if one is bad), then serve until SIGTERM.
 
     ``config``: ``models`` (paths), ``names``, ``key_file``, ``require_signature``,
-    ``token_file``, ``max_body``, ``cors_origins``, ``threads``. SIGTERM or Ctrl-C stop
+    ``token_file``, ``max_body``, ``cors_origins``, ``threads``, ``engine``. SIGTERM or Ctrl-C stop
     accepting connections, let requests in flight finish, and exit 0. ``on_ready(app)`` is
     called once the models are loaded.
     """

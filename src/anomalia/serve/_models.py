@@ -28,6 +28,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+#: What can score a served model's requests.
+ENGINES = ("python", "onnx")
+
+
 @dataclass(frozen=True)
 class ServedModel:
     """One model file, loaded at start-up.
@@ -48,6 +52,10 @@ class ServedModel:
         SHA-256 of the file's bytes.
     load_seconds : float
         Time the load took, in seconds.
+    scorer : object, optional
+        What scores requests: the detector itself (default), or an
+        :class:`~anomalia.export.OnnxScorer` of it (``--engine onnx``). Explanations and
+        calibration always use the detector.
     """
 
     name: str
@@ -57,19 +65,42 @@ class ServedModel:
     spec: TableSpec
     sha256: str
     load_seconds: float
+    scorer: Any = None
 
     @classmethod
     def load(
-        cls, path: str | Path, name: str | None = None, key: bytes | None = None
+        cls,
+        path: str | Path,
+        name: str | None = None,
+        key: bytes | None = None,
+        engine: str = "python",
     ) -> ServedModel:
-        """Load ``path`` (verifying its signature when ``key`` is given)."""
+        """Load ``path`` (verifying its signature when ``key`` is given); ``engine``:
+        ``"python"`` scores with the detector, ``"onnx"`` with its graph in onnxruntime."""
+        if engine not in ENGINES:
+            raise AnomaliaError(f"--engine must be one of {', '.join(ENGINES)}; got {engine!r}")
         path = Path(path)
         start = time.perf_counter()
         detector, manifest = load_model(path, key=key)
         spec = TableSpec.from_manifest(manifest, str(path))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         name = name or path.name.split(".")[0]
-        return cls(name, path, detector, manifest, spec, digest, time.perf_counter() - start)
+        scorer = detector
+        if engine == "onnx":
+            from ..export import OnnxScorer
+
+            scorer = OnnxScorer(detector, sha256=digest, threads=1)
+        seconds = time.perf_counter() - start
+        return cls(name, path, detector, manifest, spec, digest, seconds, scorer)
+
+    @property
+    def engine(self) -> str:
+        """``"onnx"`` or ``"python"``: what scores requests."""
+        return "python" if self.scorer is None or self.scorer is self.detector else "onnx"
+
+    def anomaly_score(self, X: Any) -> Any:
+        """The scores of ``X`` by the engine the model is served with."""
+        return (self.scorer or self.detector).anomaly_score(X)
 
     def card(self) -> dict[str, Any]:
         """What a client may know about the model: no path, no arrays."""
@@ -91,6 +122,7 @@ class ServedModel:
             "versions": self.manifest["versions"],
             "sha256": self.sha256,
             "can_explain": hasattr(det, "feature_errors"),
+            "engine": self.engine,
         }
 
     # -- reading request tables ------------------------------------------------------------
@@ -137,7 +169,7 @@ class ServedModel:
     def score(self, ds: Dataset, explain: int = 0) -> dict[str, Any]:
         """The response of ``/score``: the same numbers as ``anomalia score`` writes."""
         det = self.detector
-        scores = det.anomaly_score(ds.X)
+        scores = self.anomaly_score(ds.X)
         out: dict[str, Any] = {
             "model": self.name,
             "threshold": float(det.threshold_),

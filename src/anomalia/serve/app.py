@@ -375,7 +375,7 @@ def create_app(models: Sequence[ServedModel], settings: Settings | None = None) 
             ds = m.read(data, fmt, labels=label_column)
             if ds.y is None:
                 raise DataError("the dev set needs labels: choose its label column")
-            scores = m.detector.anomaly_score(ds.X)
+            scores = m.anomaly_score(ds.X)
             out = {"anomaly_score": scores.tolist(), "label": ds.y.tolist()}
             out["thresholds"] = _strategies(scores, ds.y)
             if strategy is not None:
@@ -494,9 +494,15 @@ def _version() -> str:
 
 
 def load_models(
-    paths: Sequence[str | Path], names: Sequence[str] = (), key: bytes | None = None
+    paths: Sequence[str | Path],
+    names: Sequence[str] = (),
+    key: bytes | None = None,
+    engine: str = "python",
 ) -> list[ServedModel]:
-    """Load the model files of ``anomalia serve`` (``names`` in the same order, optional)."""
+    """Load the model files of ``anomalia serve`` (``names`` in the same order, optional;
+    ``engine``: see :meth:`ServedModel.load`)."""
     if names and len(names) != len(paths):
         raise AnomaliaError(f"got {len(names)} --name for {len(paths)} models: give one per model")
-    return [ServedModel.load(p, names[i] if names else None, key) for i, p in enumerate(paths)]
+    return [
+        ServedModel.load(p, names[i] if names else None, key, engine) for i, p in enumerate(paths)
+    ]
