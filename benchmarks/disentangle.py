@@ -163,9 +163,9 @@ def run(args: argparse.Namespace) -> None:
     table = pd.DataFrame([row])
     if args.append and csv.exists():
         table = pd.concat([pd.read_csv(csv), table], ignore_index=True)
-    table.to_csv(csv, index=False, float_format="%.4g")
     shown = table.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)
     print(shown.T.to_markdown())
+    table.to_csv(csv, index=False, float_format="%.4g")  # only once the table printed
 
     if not args.no_grid:
         contents, styles = grid_images(X_test, y_test, 8)

@@ -323,8 +323,6 @@ def nsl_kdd(seeds, dev_share=0.2):
         )
 
     df = pd.DataFrame(rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    df.to_csv(RESULTS / "open_set_nslkdd.csv", index=False, float_format="%.6g")
     columns = [
         "accuracy known",
         "closed-set accuracy",
@@ -347,6 +345,8 @@ def nsl_kdd(seeds, dev_share=0.2):
         f"{list(seeds)}\n"
     )
     print(table.to_markdown(floatfmt=".3f"), flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)  # only now: the run and its table completed
+    df.to_csv(RESULTS / "open_set_nslkdd.csv", index=False, float_format="%.6g")
 
 
 SUITES = {"digits": digits, "mnist": mnist, "nsl-kdd": nsl_kdd}

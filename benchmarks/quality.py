@@ -101,10 +101,10 @@ def main() -> None:
         names = args.detectors or names
         print(f"## {suite}", flush=True)
         df = run(names, jobs())
-        df.to_csv(out_dir / f"quality_{suite}{args.tag}.csv", index=False)
         table = df.pivot(index="group", columns="detector", values="roc_auc")[names]
         table.loc["mean"] = table.mean()
         print(table.to_markdown(floatfmt=".3f"), flush=True)
+        df.to_csv(out_dir / f"quality_{suite}{args.tag}.csv", index=False)  # suite complete
         print(f"total fit time {df.fit_seconds.sum():.0f}s\n", flush=True)
 
 

@@ -212,12 +212,12 @@ def main() -> None:
         if suite == "mnist" and not args.no_pictures:
             vae_pictures(train, test, labels)
     df = pd.DataFrame(rows)
-    df.to_csv(RESULTS / "rate_distortion.csv", index=False)
-    save_figure(plot_curves(df), RESULTS / "rate_distortion_mnist.png")
     for suite in args.suite:
         sub = df[df.dataset == suite].drop(columns=["dataset"])
         print(f"\n## {suite}\n")
         print(sub.to_markdown(index=False, floatfmt=".4g"))
+    df.to_csv(RESULTS / "rate_distortion.csv", index=False)  # only now: every row done
+    save_figure(plot_curves(df), RESULTS / "rate_distortion_mnist.png")
     print(f"\ntotal {time.perf_counter() - start:.0f}s")
 
 

@@ -176,13 +176,13 @@ def main():
     if not args.no_pictures and "mnist" in args.suite:
         det = codebook_picture(RESULTS / "codebook_mnist.png")
         print(f"conv VQ-VAE, 7x7 code map: perplexity {det.perplexity_:.1f} of 32 codes")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(RESULTS / "representation.csv", index=False)
     for metric, fmt in (("recon_mse", "{:.4f}"), ("accuracy", "{:.3f}")):
         table = frame.pivot_table(index=["dataset", "dim"], columns="model", values=metric)
         table = table[[m for m in ("pca", *args.models) if m in table.columns]]
         print(f"\n{metric} (held-out images)\n")
         print(table.map(fmt.format).to_markdown())
+    RESULTS.mkdir(parents=True, exist_ok=True)  # only now: every row and table done
+    frame.to_csv(RESULTS / "representation.csv", index=False)
     print(f"\ntotal {time.perf_counter() - start:.0f}s")
 
 
