@@ -722,3 +722,45 @@ def test_saved_data_options_of_the_wrong_type_are_refused(tmp_path, model, table
             zf.writestr(n, b)
     res = run("score", model, tables["test"], "--out", tmp_path / "s.csv")
     assert res.exit_code == 2 and "saved data options are invalid" in res.output
+
+
+def test_version_and_short_help():
+    res = run("--version")
+    assert res.exit_code == 0 and res.output.strip() == f"anomalia {anomalia.__version__}"
+    for args in (["-h"], ["fit", "-h"], ["detectors", "-h"]):
+        res = run(*args)
+        assert res.exit_code == 0 and "Usage" in res.output, args
+
+
+def test_fit_defaults_to_the_recommended_detector(tmp_path, tables):
+    res = run("fit", tables["train"], "--label-column", "fraud", "--out", tmp_path / "m")
+    assert res.exit_code == 0 and "fitted default" in res.output
+    listed = run("detectors").output
+    first_row = next(line for line in listed.splitlines() if line.startswith("│"))
+    assert first_row.split("│")[1].strip() == "default"
+
+
+def test_detectors_name_lists_parameters_with_defaults_and_meaning():
+    res = run("detectors", "gaussian")
+    assert res.exit_code == 0
+    text = " ".join(res.output.split())
+    assert "support_fraction" in text and "None" in text and "robust" in text
+    assert "0.2" in run("detectors", "dae").output  # the preset noise is its default
+    res = run("detectors", "nope")
+    assert res.exit_code == 2 and "unknown detector" in res.output
+
+
+@pytest.mark.parametrize("column", ["Class", "label", "TARGET", "is_anomaly"])
+def test_fit_warns_about_a_label_named_feature(tmp_path, tables, column):
+    frame = pd.read_csv(tables["train"]).rename(columns={"fraud": column})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = run(
+        "fit", tmp_path / "t.csv", "-d", "gaussian", "--id-column", "txn", "-o", tmp_path / "m"
+    )
+    assert res.exit_code == 0
+    warnings = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and repr(column) in warnings[0]
+    assert "--label-column" in warnings[0]
+    res = run("fit", tmp_path / "t.csv", "-d", "gaussian", "--id-column", "txn",
+              "--label-column", column, "-o", tmp_path / "m")  # fmt: skip
+    assert res.exit_code == 0 and "warning:" not in res.output

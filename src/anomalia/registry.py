@@ -10,6 +10,23 @@ from .errors import AnomaliaError
 
 # name -> ("module:Class", one-line description for users, preset parameters)
 _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "default": (
+        "anomalia.detectors.ensemble:EnsembleDetector",
+        "the recommended detector for tables: mean distance to the 5 nearest training rows "
+        "plus robust Gaussians' Mahalanobis distances, each z-scored; the best on average "
+        "over the ADBench benchmark under both protocols (see 'anomalia bench').",
+        {
+            "detectors": (
+                ("knn", {"method": "mean", "max_samples": 10000}),
+                ("gaussian", {"support_fraction": 0.5, "score_method": "distance"}),
+                (
+                    "gaussian",
+                    {"support_fraction": 0.5, "score_method": "distance", "scale_from": "all"},
+                ),
+            ),
+            "weights": (1.0, 0.5, 0.5),
+        },
+    ),
     "gaussian": (
         "anomalia.detectors.classical:GaussianDetector",
         "multivariate Gaussian (max. likelihood); score = negative log-density. Few, "
@@ -38,23 +55,6 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
         "average of several detectors' scores, each normalised on its training scores. "
         "Combine detectors that fail differently.",
         {},
-    ),
-    "default": (
-        "anomalia.detectors.ensemble:EnsembleDetector",
-        "the recommended detector for tables: mean distance to the 5 nearest training rows "
-        "plus robust Gaussians' Mahalanobis distances, each z-scored; the best on average "
-        "over the ADBench benchmark under both protocols (see 'anomalia bench').",
-        {
-            "detectors": (
-                ("knn", {"method": "mean", "max_samples": 10000}),
-                ("gaussian", {"support_fraction": 0.5, "score_method": "distance"}),
-                (
-                    "gaussian",
-                    {"support_fraction": 0.5, "score_method": "distance", "scale_from": "all"},
-                ),
-            ),
-            "weights": (1.0, 0.5, 0.5),
-        },
     ),
     "ae": (
         "anomalia.detectors.autoencoder:AEDetector",
@@ -124,6 +124,49 @@ def detector_class(name: str) -> type:
         ) from None
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def detector_parameters(name: str) -> list[tuple[str, str, str]]:
+    """``(parameter, default, meaning)`` for every constructor parameter of a detector.
+
+    Defaults include the name's presets (``dae``'s noise, ``default``'s members); meanings
+    come from the numpydoc ``Parameters`` section of the class docstring.
+    """
+    cls = detector_class(name)
+    preset = _REGISTRY[name][2]
+    meanings = _numpydoc_parameters(cls.__doc__ or "")
+    rows = []
+    for param in inspect.signature(cls.__init__).parameters.values():
+        if param.name == "self" or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+            continue
+        default = preset.get(param.name, param.default)
+        shown = "(required)" if default is inspect.Parameter.empty else repr(default)
+        rows.append((param.name, shown, meanings.get(param.name, "")))
+    return rows
+
+
+def _numpydoc_parameters(doc: str) -> dict[str, str]:
+    """Parameter name -> its description (one line) from a numpydoc ``Parameters`` section."""
+    lines = inspect.cleandoc(doc).splitlines()
+    out: dict[str, str] = {}
+    try:
+        i = next(k for k, line in enumerate(lines) if line.strip() == "Parameters") + 2
+    except StopIteration:
+        return out
+    names: list[str] = []
+    while i < len(lines):
+        line = lines[i]
+        if i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"} and line.strip():
+            break  # the next section
+        if line and not line.startswith(" "):
+            names = [n.strip() for n in line.split(" : ")[0].split(",") if n.strip()]
+            for n in names:
+                out[n] = ""
+        elif line.strip():
+            for n in names:
+                out[n] = f"{out[n]} {line.strip()}".strip()
+        i += 1
+    return out
 
 
 def make_detector(name: str, **params: Any) -> Any:

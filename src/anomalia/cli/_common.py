@@ -21,6 +21,7 @@ __all__ = [
     "handle_errors",
     "parse_params",
     "print_error",
+    "print_warning",
 ]
 
 console = Console()
@@ -90,6 +91,13 @@ def print_error(message: str, exc: BaseException | None = None) -> None:
     """Print ``error: <first line of message>`` on stderr (the exception's type if empty)."""
     msg = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
     err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+
+
+def print_warning(message: str) -> None:
+    """Print ``warning: <message>`` on stderr, one line."""
+    err_console.print(
+        f"[bold yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 def _os_error_line(exc: OSError) -> str:

@@ -33,6 +33,7 @@ from ._common import (
     open_model,
     parse_params,
     print_error,
+    print_warning,
 )
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ app = typer.Typer(
     help="Find anomalies with auto-encoders and their classical rivals.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
 
@@ -65,11 +67,39 @@ CostFalseAlarm = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"anomalia {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     STATE["debug"] = debug
+
+
+#: Column names that usually hold labels; as a feature they deserve a warning.
+LABEL_LIKE = {"class", "label", "labels", "y", "target", "is_anomaly", "anomaly", "outlier"}
+
+
+def _warn_label_like(columns: Any) -> None:
+    """One warning line per feature column named like a label (``Class``, ``target``...)."""
+    for name in columns:
+        if str(name).lower() in LABEL_LIKE:
+            print_warning(
+                f"column {name!r} looks like a label but is used as a feature; "
+                f"pass --label-column {name} if it holds labels"
+            )
 
 
 def _folder_labels(data: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +251,10 @@ def fit(
     data: DataArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write.")],
     detector: Annotated[
-        str | None, typer.Option("--detector", "-d", help="Detector name (default: iforest).")
+        str | None,
+        typer.Option(
+            "--detector", "-d", help="Detector name (default: default; see 'anomalia detectors')."
+        ),
     ] = None,
     update: Annotated[
         Path | None,
@@ -276,7 +309,7 @@ def fit(
                   "ignore_columns": ignore_column, "categorical": categorical}  # fmt: skip
         _fit_update(update, data, out, key, detector, params, polluted, sample_rows, seed, fields)
         return
-    detector = detector or "iforest"
+    detector = detector or "default"
     det = make_detector(detector, **params)
     if "random_state" in det.get_params() and "random_state" not in params:
         det.set_params(random_state=seed)
@@ -294,6 +327,8 @@ def fit(
     if class_column is not None:
         spec = dataclasses.replace(spec, ignore_columns=(*spec.ignore_columns, class_column))
     ds = _read_for_fit(data, spec, detector, sample_rows, seed)
+    if hasattr(ds.X, "columns"):
+        _warn_label_like(ds.X.columns)
     X = ds.X
     keep = (ds.y == 0) if ds.y is not None and not polluted else slice(None)
     X = X[keep]
@@ -840,15 +875,27 @@ def list_datasets() -> None:
 
 @app.command("detectors")
 @handle_errors
-def list_detectors() -> None:
-    """List the detectors and when to use each."""
-    from ..registry import available_detectors
+def list_detectors(
+    name: Annotated[
+        str | None, typer.Argument(help="A detector: list its parameters, defaults, meaning.")
+    ] = None,
+) -> None:
+    """List the detectors and when to use each; with NAME, that detector's parameters."""
+    from ..registry import available_detectors, detector_parameters
 
+    if name is not None:
+        table = Table(title=f"parameters of {name} (-p NAME=VALUE)")
+        for header in ("parameter", "default", "meaning"):
+            table.add_column(header)
+        for param, default, meaning in detector_parameters(name):
+            table.add_row(param, default, meaning)
+        console.print(table)
+        return
     table = Table(title="detectors")
     table.add_column("name")
     table.add_column("when to use it")
-    for name, desc in available_detectors().items():
-        table.add_row(name, desc)
+    for det_name, desc in available_detectors().items():
+        table.add_row(det_name, desc)
     console.print(table)
 
 
