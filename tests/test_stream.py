@@ -182,3 +182,29 @@ def test_fit_samples_a_large_file(table, tmp_path):
     np.testing.assert_array_equal(
         anomalia.load(same).anomaly_score(X), anomalia.load(model).anomaly_score(X)
     )
+
+
+def test_a_reader_that_leaves_early_ends_the_pipeline_quietly(tmp_path):
+    """`anomalia score ... --out - | head`: when the reader closes the pipe, score stops with
+    the status a shell reports for a program stopped by SIGPIPE (141), and says nothing."""
+    import subprocess
+    import sys
+
+    from anomalia import make_detector
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60_000, 4)), columns=list("abcd"))
+    frame.to_csv(tmp_path / "big.csv", index=False)
+    make_detector("gaussian").fit(frame).save(tmp_path / "m.anomalia")
+    cli = "from anomalia.cli.app import main; main()"
+    args = [sys.executable, "-c", cli, "score", str(tmp_path / "m.anomalia")]
+    proc = subprocess.Popen(
+        [*args, str(tmp_path / "big.csv"), "--out", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout.readline() == b"anomaly_score,is_anomaly\n"
+    proc.stdout.close()  # what `head -1` does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err
+    assert b"error" not in err and b"Traceback" not in err
