@@ -184,7 +184,7 @@ def test_default_is_a_registered_ensemble():
     assert isinstance(det, EnsembleDetector)
     robust = {"support_fraction": 0.5, "score_method": "distance"}
     assert det.detectors == (
-        ("knn", {"method": "mean", "max_samples": 10000}),
+        ("knn", {"method": "mean", "max_samples": 4000}),
         ("gaussian", robust),
         ("gaussian", {**robust, "scale_from": "all"}),
     )

@@ -17,7 +17,7 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
         "over the ADBench benchmark under both protocols (see 'anomalia bench').",
         {
             "detectors": (
-                ("knn", {"method": "mean", "max_samples": 10000}),
+                ("knn", {"method": "mean", "max_samples": 4000}),
                 ("gaussian", {"support_fraction": 0.5, "score_method": "distance"}),
                 (
                     "gaussian",
