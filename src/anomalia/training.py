@@ -13,6 +13,10 @@ same seed gives bitwise-identical weights on CPU.
 To continue training later (``partial_fit``), make the optimiser with :func:`make_optimizer`,
 pass it to :func:`train`, and keep its state: :func:`optimizer_arrays` flattens it into
 plain arrays (saved with a model) and :func:`restore_optimizer` rebuilds it from them.
+
+:func:`train_stream` runs the same loop and the same optimisation step on minibatches a
+source yields each epoch (rows streamed from a file, shuffled in a bounded buffer by
+:func:`shuffled_batches`), for data that never fits in memory at once.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +43,9 @@ __all__ = [
     "make_optimizer",
     "optimizer_arrays",
     "restore_optimizer",
+    "shuffled_batches",
     "train",
+    "train_stream",
 ]
 
 logger = logging.getLogger(__name__)
@@ -367,6 +373,13 @@ def _private_global_rng(device: torch.device, seed: int) -> Iterator[None]:
         yield
 
 
+def _check_optimizer(module: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
+    if optimizer is not None:
+        given = [p for group in optimizer.param_groups for p in group["params"]]
+        if [id(p) for p in given] != [id(p) for p in _trainable(module)]:
+            raise ValueError("optimizer must hold exactly the module's trainable parameters")
+
+
 def train(
     module: nn.Module,
     X: Tensor,
@@ -417,44 +430,221 @@ def train(
         raise ValueError("X must be a floating-point tensor of shape (n_samples, ...)")
     if len(X) < 2:
         raise ValueError(f"training needs at least 2 rows, got {len(X)}")
-    if optimizer is not None:
-        given = [p for group in optimizer.param_groups for p in group["params"]]
-        if [id(p) for p in given] != [id(p) for p in _trainable(module)]:
-            raise ValueError("optimizer must hold exactly the module's trainable parameters")
+    _check_optimizer(module, optimizer)
     param = next(module.parameters(), None)
     if param is not None:
         X = X.to(device=param.device, dtype=param.dtype)
-    generator = torch.Generator(device=X.device)
+
+    def prepare(generator: torch.Generator) -> tuple[Tensor, EpochSource]:
+        n = len(X)
+        n_val = int(n * config.validation_fraction)
+        if n_val < 1 or n - n_val < 2:
+            n_val = 0
+        if n_val:
+            perm = torch.randperm(n, generator=generator, device=X.device)
+            return X[perm[:n_val]], _in_memory(module, X[perm[n_val:]], config)
+        return X[:0], _in_memory(module, X, config)
+
+    return _run(module, X.device, config, prepare, callbacks, optimizer)
+
+
+def train_stream(
+    module: nn.Module,
+    source: EpochSource,
+    config: TrainConfig,
+    *,
+    X_val: Tensor | None = None,
+    callbacks: Sequence[Callback] = (),
+    optimizer: torch.optim.Optimizer | None = None,
+) -> dict[str, list[float]]:
+    """Train ``module`` on minibatches that ``source`` yields each epoch (rows that are
+    never all in memory); the loop, the optimisation step and the options are :func:`train`'s.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        As in :func:`train`.
+    source : callable
+        Called as ``source(epoch, generator, logs)`` at the start of every epoch (in train
+        mode); returns an iterable of ``(target, weight)`` minibatches: ``target`` a
+        floating tensor of rows on the module's device, ``weight`` None or a tensor of
+        shape (len(target),) (robust mode: 0 leaves a row out). It should draw its
+        shuffling from ``generator`` (seeded by ``config.seed``, as :func:`train`'s) and,
+        in robust mode, set ``logs["n_dropped"]`` (rows given weight 0 that epoch). Use
+        :func:`shuffled_batches` to shuffle a stream of blocks in bounded memory.
+        ``config.robust`` only makes the history keep ``n_dropped``: the source weights.
+    config : TrainConfig
+        The options; ``validation_fraction`` is not used (the held-out rows are ``X_val``).
+    X_val : Tensor or None, default=None
+        Validation rows, held in memory: their mean per-sample loss is ``val_loss`` and
+        drives early stopping (``config.patience``). None or empty: no validation.
+    callbacks, optimizer
+        As in :func:`train`.
+
+    Returns
+    -------
+    dict of str to list of float
+        As :func:`train`'s; ``train_loss`` is the mean loss of the minibatches' rows.
+    """
+    _check_optimizer(module, optimizer)
+    param = next(module.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    val = X_val if X_val is not None else torch.zeros(0, 1)
+    if param is not None:
+        val = val.to(device=param.device, dtype=param.dtype)
+    return _run(module, device, config, lambda generator: (val, source), callbacks, optimizer)
+
+
+def shuffled_batches(
+    blocks: Iterable[tuple[Tensor, ...]],
+    capacity: int,
+    batch_size: int,
+    generator: torch.Generator,
+) -> Iterator[tuple[Tensor, ...]]:
+    """Minibatches of rows that arrive in blocks, shuffled in a buffer of ``capacity`` rows.
+
+    Each block is a tuple of tensors with the same number of rows (e.g. rows and their
+    weights). Blocks are appended to the buffer; whenever it holds more than
+    ``capacity // 2`` rows it is permuted (with ``generator``) and all but about half of it
+    leaves as minibatches of ``batch_size`` rows, so a row can leave with rows up to
+    several buffers away in the stream. At the end the rest is permuted and emitted too; a
+    final minibatch of one row is dropped, as in :func:`train`. Every other row is emitted
+    exactly once. The buffer never holds more than ``capacity`` rows (blocks larger than
+    the room left are split), plus a permuted copy while it empties.
+
+    Parameters
+    ----------
+    blocks : iterable of tuple of Tensor
+        The stream, in order.
+    capacity : int
+        Most rows held, at least ``4 * batch_size``.
+    batch_size : int
+        Rows per minibatch, at least 2.
+    generator : torch.Generator
+        Source of the permutations.
+
+    Yields
+    ------
+    tuple of Tensor
+        One minibatch, the same tensors as the blocks.
+    """
+    if batch_size < 2 or capacity < 4 * batch_size:
+        raise ValueError(
+            f"capacity must be at least 4 * batch_size ({4 * batch_size}), got {capacity}"
+        )
+    keep = capacity // 2
+    room = capacity - keep - batch_size + 1  # rows a block may add to a buffer after a flush
+    held: tuple[Tensor, ...] | None = None
+
+    def flush(rows: int) -> Iterator[tuple[Tensor, ...]]:
+        nonlocal held
+        assert held is not None
+        perm = torch.randperm(len(held[0]), generator=generator, device=held[0].device)
+        out = tuple(t[perm[:rows]] for t in held)
+        held = tuple(t[perm[rows:]] for t in held)
+        for lo in range(0, rows, batch_size):
+            if rows - lo == 1 and rows > 1:
+                break
+            yield tuple(t[lo : lo + batch_size] for t in out)
+
+    for block in blocks:
+        for lo in range(0, len(block[0]), room):
+            piece = tuple(t[lo : lo + room] for t in block)
+            held = piece if held is None else tuple(map(torch.cat, zip(held, piece, strict=True)))
+            excess = len(held[0]) - keep
+            if excess >= batch_size:
+                yield from flush(excess // batch_size * batch_size)
+    if held is not None and len(held[0]):
+        yield from flush(len(held[0]))
+
+
+#: ``source(epoch, generator, logs)`` -> the epoch's ``(target, weight)`` minibatches.
+EpochSource = Callable[
+    [int, torch.Generator, dict[str, float]], Iterable[tuple[Tensor, Tensor | None]]
+]
+
+
+def _in_memory(module: nn.Module, X_train: Tensor, config: TrainConfig) -> EpochSource:
+    """The epochs of :func:`train`: robust weights from the epoch's losses, a permutation."""
+    n_train = len(X_train)
+    chunk = _chunk_rows(X_train, config.batch_size)
+
+    def epoch_batches(
+        epoch: int, generator: torch.Generator, logs: dict[str, float]
+    ) -> Iterator[tuple[Tensor, Tensor | None]]:
+        weight = None
+        if config.robust:
+            n_drop = int(config.robust_fraction * n_train) if epoch >= config.warmup_epochs else 0
+            if n_drop:
+                losses = batched_per_sample_loss(module, X_train, chunk)
+                weight = torch.ones(n_train, device=X_train.device, dtype=X_train.dtype)
+                weight[losses.topk(n_drop).indices] = 0.0
+            logs["n_dropped"] = n_drop
+        order = torch.randperm(n_train, generator=generator, device=X_train.device)
+        for lo in range(0, n_train, config.batch_size):
+            idx = order[lo : lo + config.batch_size]
+            if len(idx) == 1 and n_train > 1:
+                break
+            yield X_train[idx], None if weight is None else weight[idx]
+
+    return epoch_batches
+
+
+def _run(
+    module: nn.Module,
+    device: torch.device,
+    config: TrainConfig,
+    prepare: Callable[[torch.Generator], tuple[Tensor, EpochSource]],
+    callbacks: Sequence[Callback],
+    optimizer: torch.optim.Optimizer | None,
+) -> dict[str, list[float]]:
+    """Seed the local generator and the private global RNG, then run :func:`_fit`."""
+    generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)
-    global_seed = int(torch.randint(2**62, (1,), generator=generator, device=X.device))
+    global_seed = int(torch.randint(2**62, (1,), generator=generator, device=device))
     if optimizer is None:
         optimizer = make_optimizer(module, config)
     try:
-        with _private_global_rng(X.device, global_seed):
-            return _fit(module, X, config, generator, callbacks, optimizer)
+        with _private_global_rng(device, global_seed):
+            X_val, source = prepare(generator)
+            return _fit(module, X_val, source, config, generator, callbacks, optimizer)
     finally:
         module.eval()
 
 
+def _step(
+    module: nn.Module,
+    target: Tensor,
+    weight: Tensor | None,
+    config: TrainConfig,
+    generator: torch.Generator,
+    optimizer: torch.optim.Optimizer,
+    params: Sequence[Tensor],
+    fused: bool,
+) -> Tensor:
+    """One optimisation step on the minibatch ``target``; returns its (detached) loss."""
+    loss = module.loss(
+        _corrupt(target, config, generator), target=target, weight=weight, generator=generator
+    )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip is not None:
+        nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=fused or None)
+    optimizer.step()
+    return loss.detach()
+
+
 def _fit(
     module: nn.Module,
-    X: Tensor,
+    X_val: Tensor,
+    source: EpochSource,
     config: TrainConfig,
     generator: torch.Generator,
     callbacks: Sequence[Callback],
     optimizer: torch.optim.Optimizer,
 ) -> dict[str, list[float]]:
-    n = len(X)
-    n_val = int(n * config.validation_fraction)
-    if n_val < 1 or n - n_val < 2:
-        n_val = 0
-    if n_val:
-        perm = torch.randperm(n, generator=generator, device=X.device)
-        X_val, X_train = X[perm[:n_val]], X[perm[n_val:]]
-    else:
-        X_val, X_train = X[:0], X
-    n_train = len(X_train)
-    chunk = _chunk_rows(X, config.batch_size)
+    n_val = len(X_val)
+    chunk = _chunk_rows(X_val, config.batch_size) if n_val else config.batch_size
     early_stopping = n_val > 0 and config.patience is not None
 
     params = _trainable(module)
@@ -476,39 +666,13 @@ def _fit(
         for epoch in range(config.epochs):
             start = time.perf_counter()
             logs: dict[str, float] = {}
-            weight = None
-            if config.robust:
-                n_drop = 0
-                if epoch >= config.warmup_epochs:
-                    n_drop = int(config.robust_fraction * n_train)
-                if n_drop:
-                    losses = batched_per_sample_loss(module, X_train, chunk)
-                    weight = torch.ones(n_train, device=X.device, dtype=X.dtype)
-                    weight[losses.topk(n_drop).indices] = 0.0
-                logs["n_dropped"] = n_drop
-
             module.train()
-            order = torch.randperm(n_train, generator=generator, device=X.device)
-            total = torch.zeros((), device=X.device, dtype=torch.float64)
+            total = torch.zeros((), device=X_val.device, dtype=torch.float64)
             seen = 0
-            for lo in range(0, n_train, config.batch_size):
-                idx = order[lo : lo + config.batch_size]
-                if len(idx) == 1 and n_train > 1:
-                    break
-                target = X_train[idx]
-                loss = module.loss(
-                    _corrupt(target, config, generator),
-                    target=target,
-                    weight=None if weight is None else weight[idx],
-                    generator=generator,
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=fused or None)
-                optimizer.step()
-                total += loss.detach() * len(idx)
-                seen += len(idx)
+            for target, weight in source(epoch, generator, logs):
+                loss = _step(module, target, weight, config, generator, optimizer, params, fused)
+                total += loss * len(target)
+                seen += len(target)
             logs["train_loss"] = float(total) / max(seen, 1)
             if not math.isfinite(logs["train_loss"]):
                 raise TrainingError(
