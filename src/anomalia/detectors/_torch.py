@@ -170,15 +170,24 @@ class TorchDetector(BaseDetector):
         if self.image_shape_ is not None:
             # one shift and scale for all pixels (mean and std of the training pixels), so a
             # pixel's variance is about 1 as the VAE's unit-variance decoder assumes
-            mean, std = float(X.mean()), float(X.std())
-            self.input_shift_ = np.array([mean if self.standardize else 0.0])
-            self.input_scale_ = np.array([std if self.standardize and std > 0 else 1.0])
-        elif self.standardize:
-            self.input_shift_ = X.mean(axis=0)
-            std = X.std(axis=0)
-            self.input_scale_ = np.where(
-                std > 1e-12 * np.maximum(1, np.abs(self.input_shift_)), std, 1.0
-            )
+            self._set_scaling(np.array([X.mean()]), np.array([X.std()]))
         else:
-            self.input_shift_ = np.zeros(X.shape[1])
-            self.input_scale_ = np.ones(X.shape[1])
+            self._set_scaling(X.mean(axis=0), X.std(axis=0))
+
+    def _set_scaling(self, mean: NDArray[np.float64], std: NDArray[np.float64]) -> None:
+        """Set ``input_shift_`` and ``input_scale_`` from the training data's mean and
+        (population) standard deviation: per feature for tables, one value for images.
+
+        Both fit paths use it: in memory (:meth:`_fit_scaling`) and streamed (statistics
+        merged over a file's batches), so the same statistics give the same scaling.
+        """
+        if self.image_shape_ is not None:
+            m, s = float(mean[0]), float(std[0])
+            self.input_shift_ = np.array([m if self.standardize else 0.0])
+            self.input_scale_ = np.array([s if self.standardize and s > 0 else 1.0])
+        elif self.standardize:
+            self.input_shift_ = mean
+            self.input_scale_ = np.where(std > 1e-12 * np.maximum(1, np.abs(mean)), std, 1.0)
+        else:
+            self.input_shift_ = np.zeros(len(mean))
+            self.input_scale_ = np.ones(len(mean))

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -42,11 +43,14 @@ from ..base import IncrementalMixin
 from ..errors import DataError, ModelFileError
 from ..training import (
     TrainConfig,
+    batched_per_sample_loss,
     check_optimizer_arrays,
     make_optimizer,
     optimizer_arrays,
     restore_optimizer,
+    shuffled_batches,
     train,
+    train_stream,
 )
 from ._torch import (
     SCORE_BATCH,
@@ -153,27 +157,154 @@ class _AutoEncoderBase(IncrementalMixin, TransformerMixin, TorchDetector):
         return arr * self.input_scale_ + self.input_shift_
 
     # -- fit and score ---------------------------------------------------------------------
-    def _fit(self, X: NDArray[np.float64]) -> None:
+    def _setup(self, n_rows: int, width: int) -> None:
+        """Seed, architecture, activation, code and batch sizes for ``n_rows`` training rows
+        whose validated arrays are ``width`` wide (features, or channels of images)."""
         self.seed_ = seed_from(self.random_state)
         self.architecture_ = "conv" if self.image_shape_ is not None else "dense"
         self.activation_ = self.activation
         if self.activation == "auto":  # see AEDetector's docstring
             self.activation_ = "relu" if self.architecture_ == "conv" else "tanh"
         bottleneck = getattr(self, "bottleneck", "auto")  # the VQ-VAE sizes its codes itself
-        self.bottleneck_ = auto_bottleneck(X.shape[1]) if bottleneck == "auto" else int(bottleneck)
+        self.bottleneck_ = auto_bottleneck(width) if bottleneck == "auto" else int(bottleneck)
         self.batch_size_ = (
-            auto_batch_size(len(X)) if self.batch_size == "auto" else int(self.batch_size)
+            auto_batch_size(n_rows) if self.batch_size == "auto" else int(self.batch_size)
         )
-        self._fit_scaling(X)
+
+    def _new_module(self) -> torch.nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_)
-            self.module_ = self._build_module()
+            return self._build_module()
+
+    def _fit(self, X: NDArray[np.float64]) -> None:
+        self._setup(len(X), X.shape[1])
+        self._fit_scaling(X)
+        self.module_ = self._new_module()
         config = self._train_config()
         optimizer = make_optimizer(self.module_, config)
         self.history_ = train(self.module_, self._tensor(X), config, optimizer=optimizer)
         self.n_epochs_ = len(self.history_["train_loss"])
         self._keep_optimizer(optimizer)
         self.n_updates_ = 0
+        self._fitted_on(X)
+
+    def _fitted_on(self, X: NDArray[np.float64]) -> None:
+        """After training: statistics of the training rows ``X`` (or a sample of them)."""
+
+    def fit_stream(
+        self,
+        epoch_blocks: Callable[[], Iterable[ArrayLike]],
+        *,
+        n_rows: int,
+        mean: ArrayLike,
+        std: ArrayLike,
+        sample: ArrayLike,
+        validation: ArrayLike | None = None,
+        buffer_rows: int,
+    ) -> Self:
+        """Fit on rows that arrive in blocks, never all in memory (a file larger than memory).
+
+        The training loop, its optimisation step and its options are ``fit``'s
+        (:func:`anomalia.training.train_stream`); what differs is where rows come from.
+        Each epoch calls ``epoch_blocks()`` and shuffles the blocks it yields in a buffer of
+        at most ``buffer_rows`` rows (:func:`anomalia.training.shuffled_batches`, seeded by
+        ``random_state``). The input scaling comes from ``mean`` and ``std``, the
+        statistics of every training row; validation and early stopping use the rows
+        ``validation`` (held in memory; the blocks must not hold them), the threshold and
+        the detector's other statistics (a VQ-VAE's code usage) the training scores of
+        ``sample``. With ``robust=True``, each block's rows whose loss under the current
+        network exceeds the ``1 - robust_fraction`` quantile of ``sample``'s losses (taken
+        at the start of the epoch) get weight 0: the streamed counterpart of ``fit``'s
+        per-epoch top-k. :func:`anomalia.stream.fit_streaming` drives this from a file.
+
+        Parameters
+        ----------
+        epoch_blocks : callable
+            Returns, each time it is called, an iterable over the training rows in blocks
+            (arrays or DataFrames of shape (n_block, n_features), float64 or float32,
+            finite, the columns of ``sample``).
+        n_rows : int
+            Training rows in all the blocks together plus ``validation`` (sizes
+            ``batch_size="auto"`` as ``fit`` would).
+        mean, std : array-like of shape (n_features,)
+            Per-feature mean and population standard deviation (ddof 0) of those rows.
+        sample : array-like of shape (n_sample, n_features)
+            A uniform sample of the training rows (at least 2), e.g. a reservoir sample.
+        validation : array-like of shape (n_val, n_features) or None
+            Rows held out for the validation loss (None: no validation, no early stopping).
+        buffer_rows : int
+            Most rows the shuffle buffer holds (at least 4 * the batch size).
+
+        Returns
+        -------
+        self
+        """
+        self._check_all_params()
+        Xs = self._validate(sample, reset=True)
+        if n_rows < 2:
+            raise DataError(f"training needs at least 2 rows, got {n_rows}")
+        mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+        if mean.shape != (self.n_features_in_,) or std.shape != mean.shape:
+            raise ValueError(f"mean and std must have shape ({self.n_features_in_},)")
+        bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
+        if bad.size:
+            raise DataError(
+                f"{self._feature_label(int(bad[0]), Xs.shape[1:])} holds values too large to "
+                "compute with (its variance overflows float64): scale the data down"
+            )
+        self._setup(n_rows, Xs.shape[1])
+        if self.image_shape_ is not None:  # all pixels together, from the per-pixel moments
+            pooled = float(mean.mean())
+            var = float(np.mean(std**2 + (mean - pooled) ** 2))
+            mean, std = np.array([pooled]), np.array([math.sqrt(var)])
+        self._set_scaling(mean, std)
+        if buffer_rows < 4 * self.batch_size_:
+            raise ValueError(
+                f"buffer_rows must be at least 4 * batch_size ({4 * self.batch_size_}), "
+                f"got {buffer_rows}"
+            )
+        self.module_ = self._new_module()
+        config = dataclasses.replace(self._train_config(), verbose=False)
+        optimizer = make_optimizer(self.module_, config)
+        x_sample = self._tensor(Xs)
+        X_val = None
+        if validation is not None and len(validation):
+            X_val = self._tensor(self._validate(validation, reset=False))
+
+        def source(
+            epoch: int, generator: torch.Generator, logs: dict[str, float]
+        ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+            cutoff = None
+            if config.robust:
+                logs["n_dropped"] = 0
+                n_drop = int(config.robust_fraction * len(x_sample))
+                if epoch >= config.warmup_epochs and n_drop:
+                    losses = batched_per_sample_loss(self.module_, x_sample)
+                    cutoff = losses.kthvalue(len(losses) - n_drop).values
+            blocks = (self._tensor(self._validate(b, reset=False)) for b in epoch_blocks())
+            if cutoff is None:
+                for (x,) in shuffled_batches(
+                    ((x,) for x in blocks), buffer_rows, config.batch_size, generator
+                ):
+                    yield x, None
+                return
+            weighted = (
+                (x, (batched_per_sample_loss(self.module_, x) <= cutoff).to(x.dtype))
+                for x in blocks
+            )
+            for x, w in shuffled_batches(weighted, buffer_rows, config.batch_size, generator):
+                logs["n_dropped"] += int((w == 0).sum())
+                yield x, w
+
+        self.history_ = train_stream(self.module_, source, config, X_val=X_val, optimizer=optimizer)
+        self.n_epochs_ = len(self.history_["train_loss"])
+        self._keep_optimizer(optimizer)
+        self.n_updates_ = 0
+        self._fitted_on(Xs)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = self._training_scores(Xs)
+        self._set_threshold(Xs, scores)
+        return self
 
     # -- keep learning -----------------------------------------------------------------------
     def _keep_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
@@ -718,8 +849,7 @@ class VQVAEDetector(_AutoEncoderBase):
             dropout=self.dropout,
         )
 
-    def _fit(self, X: NDArray[np.float64]) -> None:
-        super()._fit(X)
+    def _fitted_on(self, X: NDArray[np.float64]) -> None:
         self._code_statistics(X)
 
     def _partial_fit(self, X: NDArray[np.float64]) -> None:
