@@ -7,6 +7,8 @@ each batch into model input exactly as ``read_table`` would (the model's saved
 :class:`~anomalia.io.TableSpec`), scores it and appends it to a CSV or Parquet output, so
 peak memory depends on the batch, not on the file. :func:`sample` draws a uniform, seeded
 sample of rows in one pass (to fit on a file that does not fit in memory).
+:func:`fit_streaming` trains an auto-encoder on the whole file, a batch at a time: epochs
+over the file, shuffled in a bounded buffer (see :mod:`anomalia.stream._train`).
 
 A bad row in the middle of a file raises :class:`~anomalia.errors.DataError` naming its
 row in the whole file (counted from 1, not counting the header).
@@ -32,8 +34,10 @@ from ..io import Dataset, TableSpec, dataset_from_frame
 
 __all__ = [
     "STREAMED",
+    "StreamedFit",
     "batch_rows_for",
     "batches",
+    "fit_streaming",
     "is_streamed",
     "sample",
     "score_to",
@@ -370,3 +374,7 @@ def _count(data: str) -> int | None:
         return int(sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches)))
     except (pa.ArrowException, OSError):
         return None
+
+
+# after the readers it uses are defined (it imports them from this module)
+from ._train import StreamedFit, fit_streaming  # noqa: E402
