@@ -510,7 +510,9 @@ def shuffled_batches(
     several buffers away in the stream. At the end the rest is permuted and emitted too; a
     final minibatch of one row is dropped, as in :func:`train`. Every other row is emitted
     exactly once. The buffer never holds more than ``capacity`` rows (blocks larger than
-    the room left are split), plus a permuted copy while it empties.
+    the room left are split), plus a permuted copy while it empties; with blocks of at
+    most ``capacity // 4`` rows, the buffer and the block it takes in stay within
+    ``capacity`` together.
 
     Parameters
     ----------

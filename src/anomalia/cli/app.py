@@ -184,6 +184,83 @@ def _read_for_fit(data: str, spec: Any, detector: str, sample_rows: int | None, 
     return ds
 
 
+def _streams(det: Any, data: str, detector: str, sample_rows: int | None) -> bool:
+    """Whether ``fit`` trains ``det`` by streaming DATA: an auto-encoder on a CSV, Parquet
+    or Arrow file (not standard input: it is read more than once) of more rows than
+    ``--sample-rows``. Parquet and Arrow files say their rows; a CSV file is counted."""
+    from ..errors import DataError
+    from ..stream import _count, batches, is_streamed
+
+    if not hasattr(det, "fit_stream") or data == "-" or Path(data).is_dir():
+        return False
+    if not is_streamed(data):
+        return False
+    if sample_rows is not None and sample_rows < 2:
+        raise DataError(f"--sample-rows must be at least 2, got {sample_rows}")
+    n = sample_rows or SAMPLE_ROWS.get(detector, DEFAULT_SAMPLE_ROWS)
+    total = _count(data)
+    if total is None:  # CSV: count until past n (raw batches, no conversion)
+        total = 0
+        for frame in batches(data):
+            total += len(frame)
+            if total > n:
+                break
+    return total > n
+
+
+def _fit_streamed(
+    det: Any,
+    data: str,
+    out: Path,
+    key: bytes | None,
+    detector: str,
+    spec: Any,
+    polluted: bool,
+    sample_rows: int | None,
+    seed: int,
+) -> None:
+    """``fit`` of an auto-encoder on a file of more rows than ``--sample-rows``: the data
+    options are fitted on a uniform sample (as for the other detectors), the network on
+    every row, streamed from the file in epochs (:func:`anomalia.stream.fit_streaming`)."""
+    from ..io import dataset_from_frame
+    from ..stream import fit_streaming, sample
+    from ..stream._train import SAMPLE_ROWS as STREAM_SAMPLE_ROWS
+
+    n = sample_rows or SAMPLE_ROWS.get(detector, DEFAULT_SAMPLE_ROWS)
+    fitted = dataset_from_frame(sample(data, n, spec, random_state=seed)[0], spec, name=data).spec
+    if "verbose" in det.get_params():
+        det.set_params(verbose=False)  # the rows bar below shows the progress instead
+    with _progress(f"training {detector} on {data}") as update:
+        result = fit_streaming(
+            det,
+            data,
+            fitted,
+            sample_rows=min(n, STREAM_SAMPLE_ROWS),
+            in_memory_rows=n,
+            normal_only=not polluted,
+            progress=update,
+        )
+    metadata = {"table": result.spec.to_dict(), "train_rows": result.rows, "detector": detector}
+    det.save(out, metadata=metadata, key=key)
+    console.print(
+        f"fitted [bold]{detector}[/] on {result.rows} rows ({det.n_features_in_} values each); "
+        f"threshold {det.threshold_:.6g}; saved to {out}"
+    )
+    if result.streamed:
+        console.print(
+            f"streamed: {det.n_epochs_} epochs over the file, shuffle buffer of "
+            f"{result.buffer_rows} rows, threshold from a uniform sample of "
+            f"{result.sample_rows} rows",
+            highlight=False,
+        )
+    else:
+        console.print(f"read whole: the file fits a buffer of {result.buffer_rows} rows")
+    if getattr(det, "code_usage_", None) is not None:  # vqvae: how the codebook is used
+        from ..represent import codebook_summary
+
+        console.print(codebook_summary(det.code_usage_), highlight=False)
+
+
 def _fit_update(
     model: Path,
     data: str,
@@ -291,7 +368,8 @@ def fit(
         typer.Option(
             "--sample-rows",
             help="CSV/Parquet/Arrow larger than this: fit on a uniform sample of this many "
-            "rows, drawn in one streaming pass (default: 1,000,000; ocsvm 20,000).",
+            "rows, drawn in one streaming pass (default: 1,000,000; ocsvm 20,000); "
+            "auto-encoders instead train on every row, streamed from the file in epochs.",
         ),
     ] = None,
 ) -> None:
@@ -326,6 +404,9 @@ def fit(
     )
     if class_column is not None:
         spec = dataclasses.replace(spec, ignore_columns=(*spec.ignore_columns, class_column))
+    if _streams(det, data, detector, sample_rows):
+        _fit_streamed(det, data, out, key, detector, spec, polluted, sample_rows, seed)
+        return
     ds = _read_for_fit(data, spec, detector, sample_rows, seed)
     if hasattr(ds.X, "columns"):
         _warn_label_like(ds.X.columns)

@@ -32,7 +32,7 @@ from ..detectors._incremental import update_reservoir
 from ..detectors._torch import seed_from
 from ..errors import DataError
 from ..io import Dataset, TableSpec, dataset_from_frame
-from . import _count, _dataset, batches
+from . import _count, _dataset, batch_rows_for, batches
 
 __all__ = ["BUFFER_BYTES", "SAMPLE_ROWS", "StreamedFit", "buffer_rows_for", "fit_streaming"]
 
@@ -143,7 +143,8 @@ def fit_streaming(
     normal_only : bool, default=True
         With a label column, train on the normal rows only (``--polluted`` turns it off).
     rows : int, optional
-        Rows per record batch read (default: from a 64 MiB budget).
+        Rows per record batch read (default: from a 64 MiB budget); the epochs read at
+        most a quarter of ``buffer_rows`` at a time.
     progress : callable, optional
         Called as ``progress(rows_read, rows_total_or_None)`` after each batch, counting
         the rows of every pass (the total assumes all epochs run; early stopping may end
@@ -172,9 +173,11 @@ def fit_streaming(
     cap, moments, reservoir = buffer_rows, None, None
     raw: list[pd.DataFrame] | None = []  # the file's batches while it may fit in memory
     n_read = n_train = 0
+    n_columns = 1
     for frame in batches(data, given, rows=rows):
         ds = _dataset(frame, fitted or given, n_read + 1, data)
         fitted = fitted or ds.spec
+        n_columns = len(frame.columns)
         X = _training_rows(ds, normal_only).to_numpy(dtype=np.float64)
         if cap is None:
             cap = buffer_rows_for(X.shape[1])
@@ -213,10 +216,13 @@ def fit_streaming(
     epoch_total = n_read * (detector.epochs + 1)
     done = {"rows": n_read}
     spec_used = fitted
+    # a quarter of the buffer per batch: the buffer, after it emptied, and the batch coming
+    # in hold at most capacity // 2 + batch_size + capacity // 4 rows, within its capacity
+    epoch_rows = max(1, min(rows or batch_rows_for(n_columns), cap // 4))
 
     def epoch_blocks() -> Iterator[pd.DataFrame]:
         read = position = 0
-        for frame in batches(data, spec_used, rows=rows):
+        for frame in batches(data, spec_used, rows=epoch_rows):
             ds = _dataset(frame, spec_used, read + 1, data)
             read += len(frame)
             X = _training_rows(ds, normal_only)
