@@ -219,22 +219,24 @@ def _fit_streamed(
     sample_rows: int | None,
     seed: int,
 ) -> None:
-    """``fit`` of an auto-encoder on a file of more rows than ``--sample-rows``: the data
-    options are fitted on a uniform sample (as for the other detectors), the network on
-    every row, streamed from the file in epochs (:func:`anomalia.stream.fit_streaming`)."""
+    """``fit`` of an auto-encoder on a file of more rows than ``--sample-rows``: the network
+    trains on every row, streamed from the file in epochs (:func:`anomalia.stream.fit_streaming`);
+    one-hot categories are those of a uniform sample of ``--sample-rows`` rows (as for the
+    other detectors), the other data options need no fitting."""
     from ..io import dataset_from_frame
     from ..stream import fit_streaming, sample
     from ..stream._train import SAMPLE_ROWS as STREAM_SAMPLE_ROWS
 
     n = sample_rows or SAMPLE_ROWS.get(detector, DEFAULT_SAMPLE_ROWS)
-    fitted = dataset_from_frame(sample(data, n, spec, random_state=seed)[0], spec, name=data).spec
+    if spec.categorical == "onehot":  # categories from a uniform sample, not the first batch
+        spec = dataset_from_frame(sample(data, n, spec, random_state=seed)[0], spec, name=data).spec
     if "verbose" in det.get_params():
         det.set_params(verbose=False)  # the rows bar below shows the progress instead
     with _progress(f"training {detector} on {data}") as update:
         result = fit_streaming(
             det,
             data,
-            fitted,
+            spec,
             sample_rows=min(n, STREAM_SAMPLE_ROWS),
             in_memory_rows=n,
             normal_only=not polluted,
