@@ -1010,3 +1010,6 @@ def main() -> None:
 
 # Commands defined in sibling modules register themselves on ``app`` when imported.
 from . import bench, disentangle, export, generate, represent, serve  # noqa: E402, F401
+
+if __name__ == "__main__":  # python -m anomalia.cli.app ...
+    main()
