@@ -7,16 +7,21 @@ Makes a Parquet file of N rows x 30 float64 features in row groups of 250,000 ro
 (~60 MB, as Parquet writers' default group sizes; a reader holds one group decompressed),
 fits each detector on 100,000 rows, then runs ``anomalia score MODEL big.parquet --out
 scores.parquet`` as a subprocess and reads its peak resident memory (``wait4``'s
-ru_maxrss). With ``--engines dask spark`` (and those extras installed) the same file is
-scored by ``anomalia.dask.score_files`` / ``anomalia.spark.score_files`` on a local
-cluster; their peak is the driver process's. Prints a markdown table and writes
-``benchmarks/results/scale.csv`` when complete.
+ru_maxrss). With ``--engines dask-1 dask-2 spark-1 spark-2`` (and those extras installed)
+the same file is scored by ``anomalia.dask.score_files`` on a ``LocalCluster`` of 1 or 2
+single-threaded worker processes, or by ``anomalia.spark.score_files`` on a local
+``SparkSession`` of 1 or 2 cores (``local[N]``); their peak is the largest of the driver and
+the processes it waited for. Prints a markdown table and, when complete, merges its cells
+into ``benchmarks/results/scale.csv`` (a cell measured again replaces the old one) and draws
+the cost curve (seconds against rows, one line per detector and engine) in
+``benchmarks/results/scale.png``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +39,28 @@ DETECTORS = {
     "iforest": [],
     "ae": ["-p", "epochs=5"],
     "default": [],
+}
+
+
+#: Python run in a subprocess to score ``data`` into ``out`` with ``model`` on a local cluster.
+DASK = (
+    "from distributed import LocalCluster\n"
+    "import anomalia.dask as e\n"
+    "with LocalCluster(n_workers={n}, threads_per_worker=1, host='127.0.0.1',"
+    " dashboard_address=None) as c:\n"
+    "    e.score_files({model!r}, {data!r}, {out!r}, scheduler=c.scheduler_address)\n"
+)
+SPARK = (
+    "import anomalia.spark as e\n"
+    "s = e.session_builder('local[{n}]').getOrCreate()\n"
+    "e.score_files({model!r}, {data!r}, {out!r})\n"
+    "s.stop()\n"
+)
+CLUSTER_CODE = {
+    "dask-1": (DASK, 1),
+    "dask-2": (DASK, 2),
+    "spark-1": (SPARK, 1),
+    "spark-2": (SPARK, 2),
 }
 
 
@@ -68,7 +95,7 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", type=float, default=[1e6, 5e6])
     parser.add_argument("--detectors", nargs="+", default=list(DETECTORS))
     parser.add_argument(
-        "--engines", nargs="+", default=["stream"], choices=["stream", "dask", "spark"]
+        "--engines", nargs="+", default=["stream"], choices=["stream", *CLUSTER_CODE]
     )
     args = parser.parse_args()
     cli = [sys.executable, "-c", "from anomalia.cli.app import main; main()"]
@@ -101,11 +128,10 @@ def main() -> None:
                     if engine == "stream":
                         seconds, peak = run([*cli, "score", model, str(data), "--out", str(out)])
                     else:
-                        code = (
-                            f"import anomalia.{engine} as e; "
-                            f"e.score_files({model!r}, {str(data)!r}, {str(out)!r})"
-                        )
+                        template, workers = CLUSTER_CODE[engine]
+                        code = template.format(n=workers, model=model, data=str(data), out=str(out))
                         seconds, peak = run([sys.executable, "-c", code])
+                        shutil.rmtree(out, ignore_errors=True)
                     rows_out.append(
                         {
                             "rows": n,
@@ -132,7 +158,47 @@ def main() -> None:
         f"memory (for dask/spark: the driver process). {os.cpu_count()} cores."
     )
     RESULTS.mkdir(exist_ok=True)
-    table.to_csv(RESULTS / "scale.csv", index=False)
+    path = RESULTS / "scale.csv"
+    if path.exists():  # earlier runs' other cells are kept; a cell measured again is replaced
+        key = ["rows", "detector", "engine"]
+        old = pd.read_csv(path)
+        old = old[~old.set_index(key).index.isin(table.set_index(key).index)]
+        table = pd.concat([old, table], ignore_index=True)
+    table.to_csv(path, index=False)
+    plot_cost(table, RESULTS / "scale.png")
+
+
+def plot_cost(table: pd.DataFrame, path: Path) -> None:
+    """Seconds against rows, log-log, one line per detector and engine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), facecolor="white")
+    styles = {"stream": "-", "dask-1": "--", "dask-2": "--", "spark-1": ":", "spark-2": ":"}
+    markers = {"stream": "o", "dask-1": "s", "dask-2": "D", "spark-1": "^", "spark-2": "v"}
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = {det: cycle[i % len(cycle)] for i, det in enumerate(table.detector.unique())}
+    for (det, engine), part in table.groupby(["detector", "engine"], sort=False):
+        part = part.sort_values("rows")
+        ax.plot(
+            part.rows,
+            part.seconds,
+            styles.get(engine, "-"),
+            marker=markers.get(engine, "o"),
+            color=colours[det],
+            label=f"{det}, {engine}",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("rows scored (30 float64 features, one Parquet file)")
+    ax.set_ylabel("wall seconds (start to finish, one process tree)")
+    ax.set_title(f"Cost of scoring a file: {os.cpu_count()} cores")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
 
 
 if __name__ == "__main__":
