@@ -155,7 +155,8 @@ def main() -> None:
         )
     print(
         f"\n{FEATURES} float64 features; 'peak_rss_MiB' is the scoring process's peak resident "
-        f"memory (for dask/spark: the driver process). {os.cpu_count()} cores."
+        f"memory (dask/spark: the largest of the driver and the processes it waited for). "
+        f"{os.cpu_count()} cores."
     )
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "scale.csv"
