@@ -132,3 +132,21 @@ def test_nearest_distances_are_exact(n_features):
         np.testing.assert_allclose(
             nearest_distances(nn, query[500:], 1)[:, 0], 1e-9 * np.sqrt(n_features), rtol=1e-6
         )
+
+
+def test_nearest_distances_survive_large_offsets_and_float32_overflow():
+    """Unscaled rows far from 0 are searched centred on the reference mean (a timestamp-like
+    offset keeps its digits); rows whose squares overflow float32 take the exact search."""
+    from anomalia.detectors.classical import KNNDetector
+
+    rng = np.random.default_rng(0)
+    T = rng.normal(size=(500, 16))
+    T[:, 0] += 1.7e12
+    q = T[:4] + 1e-3
+    det = KNNDetector(scale=False, n_neighbors=3).fit(T)
+    exact = np.sort(np.sqrt(((q[:, None, :] - T[None]) ** 2).sum(axis=2)), axis=1)[:, 2]
+    np.testing.assert_allclose(det.anomaly_score(q), exact, rtol=1e-6)
+    X = rng.normal(size=(500, 16))
+    X[:, 0] = 1e20 + 1e18 * rng.normal(size=500)
+    huge = KNNDetector(scale=False, n_neighbors=1).fit(X)
+    assert np.all(huge.anomaly_score(X[:5] + 1e-2) < 1e18)  # not a far row's distance

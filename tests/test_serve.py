@@ -257,6 +257,31 @@ def test_metrics_parse(client):
     assert scored["gaussian"] >= 1
 
 
+def test_a_body_over_the_limit_is_logged_and_counted_as_413(files, caplog):
+    """Declared or streamed (chunked), a body over --max-body gets 413, and the access log
+    and /metrics record that 413, not a 500."""
+    import logging
+
+    c = TestClient(create_app([ServedModel.load(files["gaussian"])], Settings(max_body=1000)))
+
+    def chunks():
+        for _ in range(30):
+            yield b"a,b,c\n" * 20
+
+    with caplog.at_level(logging.INFO, logger="anomalia.access"):
+        streamed = c.post(
+            "/v1/models/gaussian/score", content=chunks(), headers={"content-type": "text/csv"}
+        )
+        declared = c.post(
+            "/v1/models/gaussian/score", content=b"x" * 5000, headers={"content-type": "text/csv"}
+        )
+    assert streamed.status_code == declared.status_code == 413
+    statuses = [json.loads(r.getMessage())["status"] for r in caplog.records]
+    assert statuses == [413, 413]
+    text = c.get("/metrics").text
+    assert 'status="413"' in text and 'status="500"' not in text
+
+
 def test_a_token_guards_everything_but_health(files):
     app = create_app([ServedModel.load(files["gaussian"])], Settings(token=TOKEN))
     c = TestClient(app)

@@ -242,6 +242,7 @@ def _fit_streamed(
             normal_only=not polluted,
             progress=update,
         )
+    _warn_label_like(result.spec.feature_names or [])
     metadata = {"table": result.spec.to_dict(), "train_rows": result.rows, "detector": detector}
     det.save(out, metadata=metadata, key=key)
     console.print(

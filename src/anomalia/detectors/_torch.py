@@ -7,7 +7,9 @@ tables (standardisation), one shift and scale for all pixels of images.
 
 from __future__ import annotations
 
+import copy
 import numbers
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -43,11 +45,24 @@ def rows_within(module: Any, row_shape: tuple[int, ...], budget: int = SCORE_MEM
     auto-encoder on 30 features gets the maximum, a convolutional one on 28 x 28 images a
     few thousand rows.
     """
-    import torch
 
     cached = _ROWS_WITHIN.get(module)
     if cached is not None:
         return cached
+    with _MEASURING:  # one measurement at a time, on a copy: scoring threads share `module`
+        cached = _ROWS_WITHIN.get(module)
+        if cached is None:
+            cached = _ROWS_WITHIN[module] = _measure_rows(copy.deepcopy(module), row_shape, budget)
+    return cached
+
+
+_MEASURING = threading.Lock()
+
+
+def _measure_rows(module: Any, row_shape: tuple[int, ...], budget: int) -> int:
+    """:func:`rows_within` for a network no other thread uses."""
+    import torch
+
     total = 0
 
     def count(_: Any, __: Any, out: Any) -> None:
@@ -56,20 +71,13 @@ def rows_within(module: Any, row_shape: tuple[int, ...], budget: int = SCORE_MEM
             if isinstance(t, torch.Tensor):
                 total += t.numel() * t.element_size()
 
-    hooks = [m.register_forward_hook(count) for m in module.modules()]
-    was_training = module.training
-    try:
-        module.eval()
-        with torch.inference_mode():
-            module.per_sample_loss(torch.zeros(1, *row_shape))
-    finally:
-        module.train(was_training)
-        for h in hooks:
-            h.remove()
+    for m in module.modules():
+        m.register_forward_hook(count)
+    module.eval()
+    with torch.inference_mode():
+        module.per_sample_loss(torch.zeros(1, *row_shape))
     per_row = max(total, 4 * int(np.prod(row_shape)))
-    rows = int(np.clip(budget // per_row, 64, SCORE_BATCH))
-    _ROWS_WITHIN[module] = rows
-    return rows
+    return int(np.clip(budget // per_row, 64, SCORE_BATCH))
 
 
 def auto_batch_size(n_rows: int) -> int:

@@ -729,13 +729,23 @@ def nearest_distances(
         if Z is None:
             return nn.kneighbors(n_neighbors=k)[0]
         return nn.kneighbors(Z, k)[0]
-    index = _FLAT_INDEXES.get(nn)
-    if index is None:
-        index = _faiss().IndexFlatL2(ref.shape[1])
-        index.add(np.ascontiguousarray(ref, dtype=np.float32))
-        _FLAT_INDEXES[nn] = index
+    # float32 search on rows centred on the reference mean (distances do not change): large
+    # offsets (timestamps, unscaled data) would otherwise lose the digits that rank them
+    cached = _FLAT_INDEXES.get(nn)
+    if cached is None:
+        centre = ref.mean(axis=0)
+        ref32 = np.ascontiguousarray(ref - centre, dtype=np.float32)
+        index = None
+        if np.isfinite(ref32).all() and np.isfinite(np.square(ref32).sum(axis=1)).all():
+            index = _faiss().IndexFlatL2(ref.shape[1])
+            index.add(ref32)
+        cached = _FLAT_INDEXES[nn] = (index, centre)
+    index, centre = cached
     leave_out = Z is None
     Q = ref if leave_out else Z
+    exact = nn.kneighbors if not leave_out else None
+    if index is None or not _fits_float32(Q, centre):  # squares beyond float32: exact path
+        return nn.kneighbors(n_neighbors=k)[0] if exact is None else exact(Z, k)[0]
     need = k + leave_out
     n_cand = candidate_count(ref.shape[0], need)
     chunk = max(1, _CANDIDATE_BUDGET // (n_cand * ref.shape[1]))
@@ -743,11 +753,17 @@ def nearest_distances(
     # small batches search faster on one thread: faiss's OpenMP threads and its BLAS threads
     # wait on each other (100 rows over 4,000: 4,300 rows/s on 2 threads, 40,000 on one)
     few = Q.shape[0] < _ONE_THREAD_BELOW
-    threads = _thread_control().limit(limits=1) if few else contextlib.nullcontext()
-    for start in range(0, Q.shape[0], chunk):
+    with _thread_control().limit(limits=1) if few else contextlib.nullcontext():
+        cands = [
+            index.search(np.ascontiguousarray(Q[i : i + chunk] - centre, dtype=np.float32), n_cand)[
+                1
+            ]
+            for i in range(0, Q.shape[0], chunk)
+        ]
+    if any((c < 0).any() for c in cands):  # faiss found no finite distance: exact path
+        return nn.kneighbors(n_neighbors=k)[0] if exact is None else exact(Z, k)[0]
+    for start, cand in zip(range(0, Q.shape[0], chunk), cands, strict=True):
         q = Q[start : start + chunk]
-        with threads:
-            _, cand = index.search(np.ascontiguousarray(q, dtype=np.float32), n_cand)
         diff = q[:, None, :] - ref[cand]
         d2 = np.einsum("ncf,ncf->nc", diff, diff)
         if leave_out:  # the row itself is not its own neighbour (duplicates of it are)
@@ -755,6 +771,13 @@ def nearest_distances(
         part = np.sort(d2, axis=1)[:, :k]
         out[start : start + len(q)] = np.sqrt(part)
     return out
+
+
+def _fits_float32(Q: NDArray[np.float64], centre: NDArray[np.float64]) -> bool:
+    """Whether float32 holds the rows ``Q - centre`` and their squared norms (faiss's
+    distances), judged from a bound that costs no copy of ``Q``."""
+    big = float(np.abs(Q).max(initial=0.0)) + float(np.abs(centre).max(initial=0.0))
+    return big * big * Q.shape[1] < float(np.finfo(np.float32).max) / 4
 
 
 def _faiss() -> Any:

@@ -269,7 +269,6 @@ def create_app(models: Sequence[ServedModel], settings: Settings | None = None) 
     )
     app.state.models, app.state.metrics, app.state.settings = by_name, metrics, settings
 
-    app.add_middleware(_Access, token=token, metrics=metrics)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -280,6 +279,9 @@ def create_app(models: Sequence[ServedModel], settings: Settings | None = None) 
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(_BodyLimit, limit=settings.max_body)
+    # outermost (added last): every answer is logged and counted with its real status,
+    # a 413 of the body limit included
+    app.add_middleware(_Access, token=token, metrics=metrics)
 
     @app.exception_handler(AnomaliaError)
     async def user_error(request: Request, exc: AnomaliaError) -> JSONResponse:

@@ -11,9 +11,10 @@
    bounded buffer into minibatches for the one training loop of :mod:`anomalia.training`.
 
 The sample gives the rows held out for validation (``validation_fraction`` of the training
-rows, at most the whole sample; they are left out of the epochs) and, once trained, the
-threshold: the training scores of the sample (so the threshold is the quantile of a
-uniform sample of the training scores, not of all of them). A file of at most the
+rows, at most half the sample; they are left out of the epochs) and, once trained, the
+threshold: the training scores of the rest of the sample, rows the network trained on (so
+the threshold is the quantile of a uniform sample of the training scores, not of all of
+them). A file of at most the
 buffer's rows is read whole and fitted in memory instead: then the model is, bitwise, the
 one ``fit`` makes on the same rows with the same seed.
 """
@@ -172,6 +173,7 @@ def fit_streaming(
     fitted: TableSpec | None = given if given.feature_names is not None else None
     cap, moments, reservoir = buffer_rows, None, None
     raw: list[pd.DataFrame] | None = []  # the file's batches while it may fit in memory
+    raw_bytes = 0  # what they hold, every column counted (label, id, ignored, text)
     n_read = n_train = 0
     n_columns = 1
     for frame in batches(data, given, rows=rows):
@@ -182,10 +184,15 @@ def fit_streaming(
         if cap is None:
             cap = buffer_rows_for(X.shape[1])
         n_read += len(frame)
-        if raw is not None and n_read <= max(cap, in_memory_rows):
-            raw.append(frame)
-        else:
-            raw = None
+        if raw is not None:
+            raw_bytes += int(frame.memory_usage(index=False, deep=True).sum())
+            # rows and bytes: the kept batches cost what the features of max(cap,
+            # in_memory_rows) rows would, at most, however many other columns they carry
+            budget = max(cap, in_memory_rows) * max(X.shape[1], 1) * 8
+            if n_read <= max(cap, in_memory_rows) and raw_bytes <= max(budget, BUFFER_BYTES):
+                raw.append(frame)
+            else:
+                raw = None
         if len(X):
             moments = _merge(moments, _moments(X))
             indexed = np.column_stack([X, np.arange(n_train, n_train + len(X))])
@@ -207,7 +214,9 @@ def fit_streaming(
     n_val = int(n_train * detector.validation_fraction)
     if n_val < 1 or n_train - n_val < 2:
         n_val = 0
-    n_val = min(n_val, len(reservoir))
+    # at most half the sample: the threshold is set on the other half, rows the network
+    # trained on, as the in-memory fit sets it on training rows
+    n_val = min(n_val, len(reservoir) // 2)
     rng = np.random.default_rng([seed, 1])
     val_slots = np.sort(rng.choice(len(reservoir), size=n_val, replace=False))
     held = np.sort(reservoir[val_slots, -1].astype(np.int64))  # training-row numbers
@@ -240,8 +249,8 @@ def fit_streaming(
         n_rows=n_train,
         mean=mean,
         std=np.sqrt(m2 / n),
-        sample=pd.DataFrame(reservoir[:, :-1], columns=names),
+        sample=pd.DataFrame(np.delete(reservoir, val_slots, axis=0)[:, :-1], columns=names),
         validation=pd.DataFrame(reservoir[val_slots, :-1], columns=names),
         buffer_rows=cap,
     )
-    return StreamedFit(n_train, n_read, fitted, True, cap, len(reservoir), n_val)
+    return StreamedFit(n_train, n_read, fitted, True, cap, len(reservoir) - n_val, n_val)
