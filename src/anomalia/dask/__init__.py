@@ -185,6 +185,10 @@ def sample(ddf: Any, n: int, *, random_state: int = 0) -> pd.DataFrame:
     return picked.drop(columns=_KEY).reset_index(drop=True)
 
 
+#: Most bytes of Parquet in one partition of :func:`score_files` (whole row groups).
+PARTITION_BYTES = 64 * 2**20
+
+
 def score_files(
     model_path: str | os.PathLike[str],
     data: str | os.PathLike[str],
@@ -241,7 +245,9 @@ def score_files(
                 scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             )
         with Client(local if local is not None else scheduler):
-            ddf = dd.read_parquet(str(data))
+            # partitions of at most PARTITION_BYTES of Parquet: a worker's memory follows
+            # its partition, and a large file read as one partition would hold all of it
+            ddf = dd.read_parquet(str(data), blocksize=PARTITION_BYTES)
             scored = score(model_path, ddf, keep=keep, key=key)
 
             def write(tmp: Path) -> None:
