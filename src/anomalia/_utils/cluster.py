@@ -209,6 +209,24 @@ def score_frame(
 
 
 # -- writing a folder of part files ----------------------------------------------------------
+def check_job(
+    model_path: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    key: bytes | None = None,
+) -> tuple[Path, Path]:
+    """What ``score_files`` of either engine checks before it starts a cluster: the output
+    folder is new, the data exists, and the model file loads (verified with ``key``).
+    Returns ``(out, data)`` as paths."""
+    out = check_output_folder(out)
+    data = Path(data)
+    if not data.exists():
+        raise AnomaliaError(f"data not found: {data}")
+    prepare(model_path, key=key)  # a bad model fails before any cluster starts
+    return out, data
+
+
 def check_output_folder(out: str | os.PathLike[str]) -> Path:
     """``out`` must not exist yet (nothing is ever overwritten) and its parent be writable."""
     out = Path(out)

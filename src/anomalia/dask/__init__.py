@@ -227,11 +227,7 @@ def score_files(
     dd = _require()
     from distributed import Client, LocalCluster
 
-    out = cluster.check_output_folder(out)
-    data = Path(data)
-    if not data.exists():
-        raise AnomaliaError(f"data not found: {data}")
-    cluster.prepare(model_path, key=key)  # a bad model fails before any cluster starts
+    out, data = cluster.check_job(model_path, data, out, key=key)
     local = None
     try:
         if scheduler is None:

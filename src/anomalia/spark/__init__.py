@@ -283,11 +283,7 @@ def score_files(
         The data does not fit the model (the worker's message).
     """
     sql = _require()
-    out = cluster.check_output_folder(out)
-    data = Path(data)
-    if not data.exists():
-        raise AnomaliaError(f"data not found: {data}")
-    cluster.prepare(model_path, key=key)  # a bad model fails before Spark starts
+    out, data = cluster.check_job(model_path, data, out, key=key)
     active = sql.SparkSession.getActiveSession()
     if active is not None and master is not None and active.sparkContext.master != master:
         raise AnomaliaError(
