@@ -62,10 +62,11 @@ def gaussian_score(g: Graph, det: Any, x: str) -> str:
 def knn_score(g: Graph, det: Any, x: str) -> str:
     """k-th / mean / median distance to the training rows of a fitted ``KNNDetector``.
 
-    Squared distances to every reference row come from one matrix product,
+    Rows and reference rows are centred on the reference mean (as the detector's search
+    does). Squared distances to every reference row come from one matrix product,
     ``|z|^2 - 2 z.r + |r|^2`` clipped at 0. In float32 that sum loses digits for near
     neighbours (the terms are much larger than their difference), so it only picks
-    candidates: the ``k + KNN_EXTRA_CANDIDATES`` (or twice that, at most all rows) smallest,
+    candidates: the ``candidate_count`` (``k + KNN_EXTRA_CANDIDATES``, at least ``2k``) smallest,
     whose distances are then recomputed from the differences ``z - r`` themselves, and the
     ``k`` smallest of those are the neighbours.
     """
@@ -76,7 +77,12 @@ def knn_score(g: Graph, det: Any, x: str) -> str:
     k = int(det.n_neighbors_)
     need = k + 1 if det.duplicates == "ignore" else k
     n_cand = candidate_count(n_ref, need)
+    # centred on the reference mean, as the detector searches (distances do not change,
+    # and float32 keeps the digits of rows far from 0)
+    centre = ref.mean(axis=0)
     z = standardise(g, det.scaler_, x, "knn")
+    z = g.op("Sub", z, g.const(centre[None, :], "knn_centre"), hint="knn_z_centred")
+    ref = ref - centre
     R = g.const(ref, "knn_reference")
     zz = row_sum_squares(g, z, "knn_zz", keepdims=1)  # (n, 1)
     zr = g.op("Gemm", z, R, hint="knn_zr", transB=1)  # (n, m): z @ R^T
