@@ -264,40 +264,19 @@ def test_dask_score_files_end_to_end(files, tmp_path):
     assert not (tmp_path / "other").exists()
 
 
+def _cli_score(files: dict, out: Path, *engine: str):
+    """``anomalia score`` of the gaussian model on the Parquet parts, with ``engine``'s flags."""
+    args = ["score", str(files["gaussian"]), str(files["parts"]), "--out", str(out), *engine]
+    return CliRunner().invoke(app, args)
+
+
 def test_cli_score_engine_dask(dask_client, files, tmp_path):
     out = tmp_path / "cli-scores"
-    res = CliRunner().invoke(
-        app,
-        [
-            "score",
-            str(files["gaussian"]),
-            str(files["parts"]),
-            "--out",
-            str(out),
-            "--engine",
-            "dask",
-            "--scheduler",
-            dask_client.scheduler.address,
-            "--keep-columns",
-            "id",
-        ],
-    )
+    address = dask_client.scheduler.address
+    res = _cli_score(files, out, "--engine", "dask", "--scheduler", address, "--keep-columns", "id")
     assert res.exit_code == 0, res.output
     _assert_same(pd.read_parquet(out), _reference(files["gaussian"], files["test"]))
-    res = CliRunner().invoke(
-        app,
-        [
-            "score",
-            str(files["gaussian"]),
-            str(files["parts"]),
-            "--out",
-            str(out),
-            "--engine",
-            "dask",
-            "--master",
-            "local[2]",
-        ],
-    )
+    res = _cli_score(files, out, "--engine", "dask", "--master", "local[2]")
     assert res.exit_code == 2 and "--master for --engine spark" in res.output
 
 
@@ -504,20 +483,7 @@ def test_spark_score_files_in_the_active_session(spark, files, tmp_path):
 @spark_warnings
 def test_cli_score_engine_spark(spark, files, tmp_path):
     out = tmp_path / "cli-scores"
-    res = CliRunner().invoke(
-        app,
-        [
-            "score",
-            str(files["gaussian"]),
-            str(files["parts"]),
-            "--out",
-            str(out),
-            "--engine",
-            "spark",
-            "--keep-columns",
-            "id",
-        ],
-    )
+    res = _cli_score(files, out, "--engine", "spark", "--keep-columns", "id")
     assert res.exit_code == 0, res.output
     _assert_same(pd.read_parquet(out), _reference(files["gaussian"], files["test"]))
 

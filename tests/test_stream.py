@@ -139,45 +139,16 @@ def test_reservoir_sample_is_uniform_and_seeded(tmp_path):
 def test_fit_samples_a_large_file(table, tmp_path):
     _, paths, model = table
     out = tmp_path / "sampled.anomalia"
-    res = run(
-        "fit",
-        paths["parquet"],
-        "-d",
-        "gaussian",
-        "--label-column",
-        "fraud",
-        "--id-column",
-        "txn",
-        "--categorical",
-        "onehot",
-        "--sample-rows",
-        500,
-        "--out",
-        out,
-    )
+    fit = ["fit", paths["parquet"], "-d", "gaussian", "--label-column", "fraud"]
+    fit += ["--id-column", "txn", "--categorical", "onehot"]
+    res = run(*fit, "--sample-rows", 500, "--out", out)
     assert res.exit_code == 0, res.output
     assert "sample of 500 of 1000 rows" in res.output
     meta_rows = anomalia.persistence.load_model(out)[1]["metadata"]["train_rows"]
     assert meta_rows < 500  # the normal rows of the sample
     # a file within the sample size is fitted whole: the same model as before
     same = tmp_path / "whole.anomalia"
-    assert (
-        run(
-            "fit",
-            paths["parquet"],
-            "-d",
-            "gaussian",
-            "--label-column",
-            "fraud",
-            "--id-column",
-            "txn",
-            "--categorical",
-            "onehot",
-            "--out",
-            same,
-        ).exit_code
-        == 0
-    )
+    assert run(*fit, "--out", same).exit_code == 0
     X = read_table(paths["csv"], _model(model)[1]).X
     np.testing.assert_array_equal(
         anomalia.load(same).anomaly_score(X), anomalia.load(model).anomaly_score(X)
