@@ -725,10 +725,12 @@ def nearest_distances(
     the same. Without faiss installed, scikit-learn's brute-force search answers.
     """
     ref = nn._fit_X
+
+    def tree_or_brute() -> NDArray[np.float64]:  # scikit-learn's own exact search
+        return nn.kneighbors(n_neighbors=k)[0] if Z is None else nn.kneighbors(Z, k)[0]
+
     if ref.shape[1] < FLAT_SEARCH_MIN_FEATURES or _faiss() is None:
-        if Z is None:
-            return nn.kneighbors(n_neighbors=k)[0]
-        return nn.kneighbors(Z, k)[0]
+        return tree_or_brute()
     # float32 search on rows centred on the reference mean (distances do not change): large
     # offsets (timestamps, unscaled data) would otherwise lose the digits that rank them
     cached = _FLAT_INDEXES.get(nn)
@@ -743,9 +745,8 @@ def nearest_distances(
     index, centre = cached
     leave_out = Z is None
     Q = ref if leave_out else Z
-    exact = nn.kneighbors if not leave_out else None
     if index is None or not _fits_float32(Q, centre):  # squares beyond float32: exact path
-        return nn.kneighbors(n_neighbors=k)[0] if exact is None else exact(Z, k)[0]
+        return tree_or_brute()
     need = k + leave_out
     n_cand = candidate_count(ref.shape[0], need)
     chunk = max(1, _CANDIDATE_BUDGET // (n_cand * ref.shape[1]))
@@ -761,7 +762,7 @@ def nearest_distances(
             for i in range(0, Q.shape[0], chunk)
         ]
     if any((c < 0).any() for c in cands):  # faiss found no finite distance: exact path
-        return nn.kneighbors(n_neighbors=k)[0] if exact is None else exact(Z, k)[0]
+        return tree_or_brute()
     for start, cand in zip(range(0, Q.shape[0], chunk), cands, strict=True):
         q = Q[start : start + chunk]
         diff = q[:, None, :] - ref[cand]
