@@ -764,3 +764,37 @@ def test_fit_warns_about_a_label_named_feature(tmp_path, tables, column):
     res = run("fit", tmp_path / "t.csv", "-d", "gaussian", "--id-column", "txn",
               "--label-column", column, "-o", tmp_path / "m")  # fmt: skip
     assert res.exit_code == 0 and "warning:" not in res.output
+
+
+def _commands():
+    import typer
+
+    return typer.main.get_command(app).commands
+
+
+@pytest.mark.parametrize("name", sorted(_commands()))
+def test_help_names_arguments_and_flags_as_the_text_does(name):
+    """``Usage: anomalia score [OPTIONS] MODEL DATA`` and ``--keep-all``, never
+    ``{model}`` or ``--keep-all <bool>``; every command's help, so a new one follows."""
+    res = run(name, "--help")
+    assert res.exit_code == 0, res.output
+    usage = next(line for line in res.output.splitlines() if "Usage:" in line)
+    command = _commands()[name]
+    for param in command.params:
+        if param.param_type_name == "argument":
+            assert param.name.upper() in usage, (name, usage)
+    assert "{" not in usage and "<bool>" not in res.output, res.output
+
+
+def test_column_options_are_declared_once_for_every_command():
+    """The five column options come from one place (cli._common.data_options): each command
+    that reads a table with labels shows them with the same help."""
+    from anomalia.cli._common import DATA_OPTIONS
+
+    helps = {}
+    for name in ("fit", "calibrate", "score", "evaluate", "explain", "experiment"):
+        opts = {p.name: p.help for p in _commands()[name].params}
+        for option in DATA_OPTIONS:
+            assert option in opts, (name, option)
+            helps.setdefault(option, opts[option])
+            assert opts[option] == helps[option]

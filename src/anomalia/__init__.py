@@ -14,16 +14,10 @@ True
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
+from ._version import __version__
 from .errors import AnomaliaError, DataError, ModelFileError, TrainingError
 from .persistence import load
 from .registry import available_detectors, make_detector
-
-try:
-    __version__ = version("anomalia")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
 
 __all__ = [
     "AnomaliaError",

@@ -267,7 +267,7 @@ def pyod_available() -> bool:
 def _versions(source: str) -> str:
     import sklearn
 
-    from . import __version__
+    from ._version import __version__
 
     parts = [f"anomalia {__version__}", f"scikit-learn {sklearn.__version__}"]
     if source == "pyod":

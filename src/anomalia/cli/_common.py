@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -12,18 +15,30 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from .._utils.files import atomic_output
 from ..errors import AnomaliaError
 
 __all__ = [
+    "Commands",
+    "HelpGroup",
     "atomic_output",
     "console",
+    "data_options",
     "err_console",
     "handle_errors",
+    "load_with_spec",
+    "metrics_table",
+    "need_labels",
     "parse_params",
     "print_error",
     "print_warning",
+    "progress_bar",
+    "read_data",
+    "saved_spec",
+    "spec_from_options",
 ]
 
 console = Console()
@@ -59,6 +74,83 @@ IgnoreColumn = Annotated[
     list[str] | None,
     typer.Option("--ignore-column", help="Column to leave out (repeat for several)."),
 ]
+#: The column options of every command that reads a table with a saved or given layout:
+#: option parameter -> :class:`anomalia.io.TableSpec` field.
+DATA_OPTIONS: dict[str, tuple[str, Any]] = {
+    "label_column": ("label_column", LabelColumn),
+    "anomaly_value": ("anomaly_value", AnomalyValue),
+    "normal_value": ("normal_value", NormalValue),
+    "id_column": ("id_column", IdColumn),
+    "ignore_column": ("ignore_columns", IgnoreColumn),
+}
+
+
+def data_options(func: F) -> F:
+    """Give a command the column options (``--label-column``, ``--anomaly-value``,
+    ``--normal-value``, ``--id-column``, ``--ignore-column``), declared once here; the
+    command receives them as one ``columns`` dict keyed by :class:`~anomalia.io.TableSpec`
+    field, ready for :func:`spec_from_options` or :func:`saved_spec`."""
+    signature = inspect.signature(func, eval_str=True)
+    kept = [p for name, p in signature.parameters.items() if name != "columns"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, (_, kind) in DATA_OPTIONS.items()
+    ]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        columns = {field: kwargs.pop(name, None) for name, (field, _) in DATA_OPTIONS.items()}
+        return func(*args, columns=columns, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {
+        **{k: v for k, v in func.__annotations__.items() if k != "columns"},
+        **{name: kind for name, (_, kind) in DATA_OPTIONS.items()},
+    }
+    return wrapper  # type: ignore[return-value]
+
+
+def _plain_help(params: list[Any]) -> list[Any]:
+    """Help that names arguments as the command's text does (``MODEL DATA``, not
+    ``{model} {data}``) and shows flags as flags (``--json``, not ``--json <bool>``)."""
+    for param in params:
+        if isinstance(param, TyperArgument) and param.metavar is None:
+            param.metavar = param.name.upper()
+        elif getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _HelpCommand(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_help(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        # ``Usage: anomalia score [OPTIONS] MODEL DATA``: required arguments bare, as click
+        # writes them, not in braces
+        pieces = super().collect_usage_pieces(ctx)
+        return [p[1:].replace("}", "", 1) if p.startswith("{") else p for p in pieces]
+
+
+class HelpGroup(TyperGroup):
+    """The ``anomalia`` group: its own options (``--debug``, ``--version``) as flags."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_help(super().get_params(ctx))
+
+
+class Commands(typer.Typer):
+    """The commands of one CLI module; ``anomalia.cli.app`` merges them into ``anomalia``.
+    Each command's help follows :class:`_HelpCommand`."""
+
+    def __init__(self) -> None:
+        super().__init__(add_completion=False)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _HelpCommand)
+        return super().command(*args, **kwargs)
+
+
 SignKeyFile = Annotated[
     Path | None,
     typer.Option(
@@ -150,3 +242,132 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
             raise AnomaliaError(f"--param expects key=value, got {pair!r}")
         out[key.strip()] = parse_value(value)
     return out
+
+
+ModelArg = Annotated[Path, typer.Argument(help="Model file written by 'anomalia fit'.")]
+ClassColumn = Annotated[
+    str | None,
+    typer.Option(
+        "--class-column", help="Column of known classes (for 'confidence'); not a feature."
+    ),
+]
+
+
+def _folder_labels(data: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Image folders carry labels as sub-folder names: their label column is "folder"."""
+    wants_labels = fields.get("anomaly_value") or fields.get("normal_value")
+    if Path(data).is_dir() and wants_labels and not fields.get("label_column"):
+        fields["label_column"] = "folder"
+    return fields
+
+
+def spec_from_options(data: str, **fields: Any) -> Any:
+    from ..io import TableSpec
+
+    fields = _folder_labels(data, fields)
+    fields["ignore_columns"] = tuple(fields.get("ignore_columns") or ())
+    if fields.get("categorical") is None:
+        fields["categorical"] = "error"
+    return TableSpec(**fields)
+
+
+def read_data(data: str, spec: Any) -> Any:
+    """A file, or a built-in dataset when ``data`` names one and no such file exists."""
+    from .. import datasets
+    from ..errors import DataError
+    from ..io import read_table
+
+    if Path(data).is_dir():
+        from ..images import read_image_folder
+
+        return read_image_folder(data, spec)
+    if not Path(data).exists() and data in datasets.available():
+        ds = datasets.load_dataset(data)
+        expected = spec.feature_names
+        if expected is not None and list(ds.X.columns) != list(expected):
+            raise DataError(f"built-in dataset {data!r} does not have the model's columns")
+        if ds.spec is None:
+            ds.spec = dataclasses.replace(spec, feature_names=list(ds.X.columns))
+        return ds
+    return read_table(data, spec)
+
+
+def load_with_spec(model: Path, data: str, **overrides: Any) -> tuple[Any, Any]:
+    """The detector and the data spec saved with it, with the command's options applied."""
+    det, manifest = open_model(model)
+    return det, saved_spec(manifest, data, **overrides)
+
+
+def saved_spec(manifest: dict[str, Any], data: str, **overrides: Any) -> Any:
+    """The data spec saved in a model's manifest, with the command's options applied."""
+    from ..io import TableSpec
+
+    spec = TableSpec.from_manifest(manifest)
+    overrides = _folder_labels(data, overrides)
+    changes = {k: v for k, v in overrides.items() if v not in (None, [], ())}
+    if "ignore_columns" in changes:
+        changes["ignore_columns"] = tuple(changes["ignore_columns"])
+    return dataclasses.replace(spec, **changes)
+
+
+def need_labels(ds: Any, what: str) -> Any:
+    from ..errors import DataError
+
+    if ds.y is None:
+        raise DataError(f"{what} needs labels: pass --label-column (1 = anomaly)")
+    return ds.y
+
+
+@contextlib.contextmanager
+def progress_bar(what: str) -> Any:
+    """A progress bar on stderr (a terminal only): rows done, rows/s, time left when known."""
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows, {task.fields[rate]} rows/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    start = time.perf_counter()
+    with Progress(*columns, console=err_console, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task(what, total=None, rate="-")
+
+        def update(done: int, total: int | None) -> None:
+            rate = f"{done / max(time.perf_counter() - start, 1e-9):,.0f}"
+            bar.update(task, completed=done, total=total, rate=rate)
+
+        yield update
+
+
+def metrics_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """A Rich table of evaluation rows (one per detector); counts are in ``--json``."""
+    cols = {
+        "roc_auc": "ROC-AUC",
+        "average_precision": "AP",
+        "precision": "prec",
+        "recall": "recall",
+        "f1": "F1",
+        "false_alarm_rate": "FAR",
+    }
+    if any("expected_cost" in r for r in rows):
+        cols["expected_cost"] = "cost/row"
+    table = Table(title=title, caption="FAR: false-alarm rate, the share of normal rows flagged")
+    table.add_column("detector")
+    for header in [*cols.values(), "threshold"]:
+        table.add_column(header, justify="right")
+    for r in rows:
+        cells = [f"{r[c]:.3f}" for c in cols] + [f"{r['threshold']:.4g}"]
+        table.add_row(str(r.get("detector", "")), *cells)
+    return table

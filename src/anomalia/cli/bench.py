@@ -9,6 +9,7 @@ import typer
 
 from ._common import (
     AnomalyValue,
+    Commands,
     IdColumn,
     IgnoreColumn,
     LabelColumn,
@@ -17,8 +18,11 @@ from ._common import (
     console,
     err_console,
     handle_errors,
+    read_data,
+    spec_from_options,
 )
-from .app import _read, _spec_from_options, app
+
+app = Commands()
 
 
 @app.command()
@@ -92,7 +96,7 @@ def bench(
         if item == "adbench" and not Path(item).exists():
             datasets.update(B.adbench_datasets(data_dir))
             continue
-        spec = _spec_from_options(
+        spec = spec_from_options(
             item,
             label_column=label_column,
             anomaly_value=anomaly_value,
@@ -100,7 +104,7 @@ def bench(
             id_column=id_column,
             ignore_columns=ignore_column,
         )
-        ds = _read(item, spec)
+        ds = read_data(item, spec)
         if ds.y is None:
             raise DataError(f"{item}: a benchmark needs labels (give --label-column)")
         name = Path(item).stem.lower()

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ._common import console, handle_errors
-from .app import ModelArg, _load_with_spec, _read, app
+from ._common import Commands, ModelArg, console, handle_errors, load_with_spec, read_data
+
+app = Commands()
 
 
 @app.command()
@@ -36,14 +37,14 @@ def swap(
         raise DataError(f"--out must end in .png, got {out.name!r}")
     if n < 1:
         raise DataError(f"-n must be at least 1, got {n}")
-    det, spec = _load_with_spec(model, content_data)
+    det, spec = load_with_spec(model, content_data)
     if not isinstance(det, DisentangleDetector):
         raise DataError(
             f"{model} is not a disentangle model (it holds {type(det).__name__}); swap needs "
             "one trained with 'anomalia fit --detector disentangle'"
         )
-    contents = _read(content_data, spec).X[:n]
-    styles = _read(style_data, spec).X[:n]
+    contents = read_data(content_data, spec).X[:n]
+    styles = read_data(style_data, spec).X[:n]
     for name, X in ((content_data, contents), (style_data, styles)):
         if len(X) == 0:
             raise DataError(f"{name}: no images to swap")

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import atomic_output, console, handle_errors, open_model
-from .app import ModelArg, app
+from ._common import Commands, ModelArg, atomic_output, console, handle_errors, open_model
+
+app = Commands()
 
 
 def _sha256(path: Path) -> str:

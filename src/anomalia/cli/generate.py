@@ -7,8 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import DataArg, atomic_output, console, handle_errors, open_model
-from .app import ModelArg, _load_with_spec, _read, app
+from ._common import (
+    Commands,
+    DataArg,
+    ModelArg,
+    atomic_output,
+    console,
+    handle_errors,
+    load_with_spec,
+    open_model,
+    read_data,
+)
+
+app = Commands()
 
 GRID_COLUMNS = 8
 GRID_MAX = 64  # images drawn in a .png grid; a .npy file keeps them all
@@ -86,8 +97,8 @@ def compress(
     from ..compression import decompress as decode
     from ..compression import mse_psnr
 
-    det, spec = _load_with_spec(model, data)
-    ds = _read(data, spec)
+    det, spec = load_with_spec(model, data)
+    ds = read_data(data, spec)
     ids = None if ds.ids is None else ds.ids.to_numpy()
     name = "id" if ds.ids is None else str(ds.ids.name)
     blob = encode(det, ds.X, ids=ids, id_name=name, codec=codec)
@@ -168,12 +179,12 @@ def interpolate(
     from ..detectors.autoencoder import AEDetector, VAEDetector
     from ..errors import AnomaliaError, DataError
 
-    det, spec = _load_with_spec(model, data)
+    det, spec = load_with_spec(model, data)
     if not isinstance(det, AEDetector | VAEDetector):
         kind = getattr(det, "name", type(det).__name__)
         raise AnomaliaError(f"interpolate needs an ae or vae model; {model.name} is {kind!r}")
     _check_out(out, det, "interpolations")
-    X = _read(data, spec).X
+    X = read_data(data, spec).X
     for row in (start, end):
         if not 0 <= row < len(X):
             raise DataError(f"row {row} is out of range: {data} has rows 0..{len(X) - 1}")

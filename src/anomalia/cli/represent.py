@@ -8,8 +8,20 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import DataArg, IdColumn, IgnoreColumn, atomic_output, console, handle_errors
-from .app import ModelArg, _load_with_spec, _read, app
+from ._common import (
+    Commands,
+    DataArg,
+    IdColumn,
+    IgnoreColumn,
+    ModelArg,
+    atomic_output,
+    console,
+    handle_errors,
+    load_with_spec,
+    read_data,
+)
+
+app = Commands()
 
 ClassColumn = Annotated[
     str | None,
@@ -33,7 +45,7 @@ def _read_for_model(
     from ..errors import DataError
     from ..io import read_column
 
-    det, spec = _load_with_spec(model, data, id_column=id_column, ignore_columns=ignore)
+    det, spec = load_with_spec(model, data, id_column=id_column, ignore_columns=ignore)
     classes = None
     if label_column is not None and Path(data).is_file():
         classes = read_column(data, label_column)
@@ -45,7 +57,7 @@ def _read_for_model(
             normal_value=None,
             ignore_columns=tuple(dict.fromkeys(c for c in dropped if c is not None)),
         )
-    ds = _read(data, spec)
+    ds = read_data(data, spec)
     name = label_column or spec.label_column or "label"
     if classes is None:
         classes = ds.labels if ds.labels is not None else ds.y

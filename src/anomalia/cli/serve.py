@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ._common import console, handle_errors
-from .app import app
+from ._common import Commands, console, handle_errors
+
+app = Commands()
 
 
 @app.command()

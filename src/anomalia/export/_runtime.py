@@ -53,7 +53,7 @@ class OnnxScorer:
         threads: int | None = None,
         sha256: str | None = None,
     ) -> None:
-        from . import _require, to_onnx
+        from ._convert import _require, to_onnx
 
         _require("onnxruntime")
         import onnxruntime as ort

@@ -137,7 +137,7 @@ def _decode(value: Any) -> Any:
 def _versions() -> dict[str, str]:
     import sklearn
 
-    from .. import __version__
+    from .._version import __version__
 
     out = {"anomalia": __version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__}
     torch = sys.modules.get("torch")

@@ -490,7 +490,7 @@ class _Unsupported(Exception):
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

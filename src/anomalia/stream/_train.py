@@ -33,7 +33,7 @@ from ..detectors._incremental import update_reservoir
 from ..detectors._torch import seed_from
 from ..errors import DataError
 from ..io import Dataset, TableSpec, dataset_from_frame
-from . import _count, _dataset, batch_rows_for, batches
+from ._files import _dataset, batch_rows_for, batches, count_rows
 
 __all__ = ["BUFFER_BYTES", "SAMPLE_ROWS", "StreamedFit", "buffer_rows_for", "fit_streaming"]
 
@@ -169,7 +169,7 @@ def fit_streaming(
         raise DataError(f"sample_rows must be at least 2, got {sample_rows}")
     given = spec or TableSpec()
     seed = seed_from(getattr(detector, "random_state", None))
-    total = _count(data)
+    total = count_rows(data)
     fitted: TableSpec | None = given if given.feature_names is not None else None
     cap, moments, reservoir = buffer_rows, None, None
     raw: list[pd.DataFrame] | None = []  # the file's batches while it may fit in memory
