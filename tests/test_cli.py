@@ -136,6 +136,11 @@ def test_calibrate_then_evaluate_json(tmp_path, tables, model):
     assert res.exit_code == 0, res.output
     after = anomalia.load(model)
     assert after.threshold_ != before and after.calibration_["strategy"] == "fpr"
+    dev = after.calibration_["dev"]  # printed beside the threshold
+    assert "(fpr, --target 0.05)" in res.output
+    assert (
+        f"false-alarm rate {dev['false_alarm_rate']:.3f}, recall {dev['recall']:.3f}" in res.output
+    )
     res = run(
         "evaluate", model, tables["test"], "--json", "--cost-miss", "10", "--cost-false-alarm", "1"
     )
@@ -624,9 +629,11 @@ def test_entry_point_keeps_help_and_exit_codes(monkeypatch, capsys, tmp_path, ta
 def test_calibrate_refuses_options_the_strategy_does_not_use(tables, model):
     before = model.read_bytes()
     for args, match in [
-        (["--strategy", "f1", "--target", "0.5"], "'f1' does not use target"),
-        (["--strategy", "fpr", "--target", "0.1", "--cost-miss", "1"], "does not use cost_miss"),
-        (["--strategy", "cost", "--target", "0.1"], "'cost' does not use target"),
+        (["--strategy", "f1", "--target", "0.5"], "'f1' does not use --target"),
+        (["--strategy", "fpr", "--target", "0.1", "--cost-miss", "1"], "does not use --cost-miss"),
+        (["--strategy", "cost", "--target", "0.1"], "'cost' does not use --target"),
+        (["--strategy", "recall", "--target", "2"], "needs --target in [0, 1]"),
+        (["--strategy", "cost", "--cost-miss", "5"], "needs both --cost-miss and --cost-false"),
     ]:
         res = run("calibrate", model, tables["dev"], "--label-column", "fraud", *args)
         assert res.exit_code == 2, res.output
@@ -798,3 +805,18 @@ def test_column_options_are_declared_once_for_every_command():
             assert option in opts, (name, option)
             helps.setdefault(option, opts[option])
             assert opts[option] == helps[option]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "shown"),
+    [("fpr", "--target 0.01"), ("recall", "--target 0.95"), ("cost", "--cost-miss 50")],
+)
+def test_calibrate_without_options_uses_the_documented_defaults(
+    tmp_path, tables, model, strategy, shown
+):
+    out = tmp_path / "calibrated.anomalia"
+    res = run("calibrate", model, tables["dev"], "--strategy", strategy, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert shown in res.output and "on the dev set" in res.output
+    if strategy == "cost":
+        assert "cost " in res.output.split("on the dev set")[1]

@@ -48,7 +48,7 @@ def test_threshold_separates_exactly_as_counted():
     ("kwargs", "match"),
     [
         ({"strategy": "nope"}, "unknown strategy"),
-        ({"strategy": "fpr"}, "target"),
+        ({"strategy": "fpr", "target": -0.1}, "target"),
         ({"strategy": "recall", "target": 1.5}, "target"),
         ({"strategy": "cost", "cost_miss": 1.0}, "cost_false_alarm"),
         ({"strategy": "cost", "cost_miss": 0.0, "cost_false_alarm": 0.0}, "not both zero"),
@@ -64,6 +64,38 @@ def test_threshold_separates_exactly_as_counted():
 def test_bad_options_are_named(kwargs, match):
     with pytest.raises(DataError, match=match):
         choose_threshold(SCORES, LABELS, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "defaults"),
+    [
+        ("fpr", {"target": 0.01}),
+        ("recall", {"target": 0.95}),
+        ("cost", {"cost_miss": 50.0, "cost_false_alarm": 1.0}),
+        ("f1", {}),
+    ],
+)
+def test_strategies_without_options_use_the_documented_defaults(strategy, defaults):
+    from anomalia.thresholds import check_strategy
+
+    assert check_strategy(strategy) == defaults
+    assert choose_threshold(SCORES, LABELS, strategy) == choose_threshold(
+        SCORES, LABELS, strategy, **defaults
+    )
+
+
+def test_messages_can_name_the_callers_flags():
+    from anomalia.thresholds import check_strategy
+
+    flags = {
+        "target": "--target",
+        "cost_miss": "--cost-miss",
+        "cost_false_alarm": "--cost-false-alarm",
+    }
+    with pytest.raises(DataError, match="needs --target in"):
+        check_strategy("fpr", target=2.0, names=flags)
+    with pytest.raises(DataError, match="needs both --cost-miss and --cost-false-alarm"):
+        check_strategy("cost", cost_miss=3.0, names=flags)
 
 
 @pytest.mark.parametrize(
@@ -87,11 +119,21 @@ def test_calibrate_on_detector_sets_threshold_and_returns_self(blobs):
     default = det.threshold_
     assert det.calibrate(X_test, y_test, "f1") is det
     assert det.threshold_ != default
-    assert det.calibration_ == {"strategy": "f1"}
+    assert det.calibration_["strategy"] == "f1"
+    dev = det.calibration_["dev"]  # what the threshold reached on the dev set
+    flagged = det.anomaly_score(X_test) > det.threshold_
+    assert dev["recall"] == flagged[y_test == 1].mean()
+    assert dev["false_alarm_rate"] == flagged[y_test == 0].mean()
+    assert dev["n_samples"] == len(y_test) and "expected_cost" not in dev
     pred = det.predict(X_test) == -1
     assert (pred == (y_test == 1)).mean() == 1.0  # far outliers: a perfect cut exists
     det.calibrate(X_test, y_test, "cost", cost_miss=5.0, cost_false_alarm=1.0)
-    assert det.calibration_ == {"strategy": "cost", "cost_miss": 5.0, "cost_false_alarm": 1.0}
+    assert {k: v for k, v in det.calibration_.items() if k != "dev"} == {
+        "strategy": "cost",
+        "cost_miss": 5.0,
+        "cost_false_alarm": 1.0,
+    }
+    assert det.calibration_["dev"]["expected_cost"] >= 0
     with pytest.raises(DataError, match="no anomalies"):
         det.calibrate(X_test[y_test == 0], y_test[y_test == 0])
 

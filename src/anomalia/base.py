@@ -39,6 +39,10 @@ from .errors import AnomaliaError, DataError
 
 #: Share of clean training data flagged when ``contamination`` is None.
 DEFAULT_FALSE_ALARM_RATE = 0.01
+#: What ``calibrate`` records of its threshold on the dev set (``calibration_["dev"]``).
+DEV_METRICS = (
+    "false_alarm_rate", "recall", "precision", "f1", "expected_cost", "n_samples", "n_anomalies",
+)  # fmt: skip
 
 
 class BaseDetector(OutlierMixin, BaseEstimator):
@@ -319,18 +323,27 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         strategy : {"f1", "fpr", "recall", "cost"}, default="f1"
             See :func:`anomalia.thresholds.choose_threshold`.
         **kwargs
-            ``target`` (a rate in [0, 1]) for ``fpr`` and ``recall``;
-            ``cost_miss`` and ``cost_false_alarm`` for ``cost``. An option the strategy
-            does not use is refused.
+            ``target`` (a rate in [0, 1]) for ``fpr`` and ``recall`` (default 0.01 and
+            0.95); ``cost_miss`` and ``cost_false_alarm`` for ``cost`` (default 50 and 1).
+            An option the strategy does not use is refused.
 
         Returns
         -------
         self : object
+            With ``threshold_`` and ``calibration_``: the strategy, its options and what the
+            threshold reached on the dev set (``calibration_["dev"]``: false-alarm rate,
+            recall, precision, F1, rows and anomalies; expected cost per row for ``cost``).
         """
-        thresholds.check_strategy(strategy, **kwargs)  # before the scoring
+        from .metrics import evaluate
+
+        options = thresholds.check_strategy(strategy, **kwargs)  # before the scoring
         scores = self.anomaly_score(X_dev)
-        self.threshold_ = thresholds.choose_threshold(scores, y_dev, strategy, **kwargs)
-        self.calibration_ = thresholds.describe_strategy(strategy, **kwargs)
+        self.threshold_ = thresholds.choose_threshold(scores, y_dev, strategy, **options)
+        reached = evaluate(y_dev, scores, self.threshold_, **options if strategy == "cost" else {})
+        self.calibration_ = {
+            **thresholds.describe_strategy(strategy, **options),
+            "dev": {k: reached[k] for k in DEV_METRICS if k in reached},
+        }
         return self
 
     def save(

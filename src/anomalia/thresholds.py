@@ -111,39 +111,79 @@ def operating_points(scores: ArrayLike, y: ArrayLike) -> OperatingPoints:
     return OperatingPoints(cuts, tp.astype(np.int64), fp.astype(np.int64), n_pos, n_neg)
 
 
+#: The options a strategy uses when none are given (the README's table of strategies).
+DEFAULT_OPTIONS: dict[str, dict[str, float]] = {
+    "fpr": {"target": 0.01},
+    "recall": {"target": 0.95},
+    "cost": {"cost_miss": 50.0, "cost_false_alarm": 1.0},
+}
+
+
 def check_strategy(
     strategy: str,
     *,
     target: float | None = None,
     cost_miss: float | None = None,
     cost_false_alarm: float | None = None,
-) -> None:
-    """Refuse an unknown strategy, a missing or bad option, or an option it does not use.
+    names: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """Refuse an unknown strategy, a bad option, or an option it does not use; return the
+    options it will use, defaults filled in (:data:`DEFAULT_OPTIONS`).
 
     The checks of :func:`choose_threshold`, to run before any scoring.
+
+    Parameters
+    ----------
+    strategy, target, cost_miss, cost_false_alarm
+        As for :func:`choose_threshold`. ``fpr`` and ``recall`` without ``target`` use 0.01
+        and 0.95; ``cost`` without costs uses 50 for a miss and 1 for a false alarm (give
+        both costs, or neither).
+    names : dict, optional
+        What the caller calls each option in messages, e.g. ``{"target": "--target"}`` for
+        a command line; by default the Python names.
+
+    Returns
+    -------
+    dict of str to float
+        The options ``strategy`` uses (empty for ``f1``).
 
     Raises
     ------
     DataError
         Naming the strategy and the option.
     """
+    names = names or {}
+
+    def name(option: str) -> str:
+        return names.get(option, option)
+
     if strategy not in STRATEGIES:
         raise DataError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     given = {"target": target, "cost_miss": cost_miss, "cost_false_alarm": cost_false_alarm}
     uses = STRATEGY_OPTIONS[strategy]
-    unused = [k for k, v in given.items() if v is not None and k not in uses]
+    unused = [name(k) for k, v in given.items() if v is not None and k not in uses]
     if unused:
         raise DataError(
             f"strategy {strategy!r} does not use {' or '.join(unused)} "
-            + (f"(it uses {' and '.join(uses)})" if uses else "(it takes no options)")
+            + (f"(it uses {' and '.join(map(name, uses))})" if uses else "(it takes no options)")
         )
-    if strategy in ("fpr", "recall") and (target is None or not 0.0 <= float(target) <= 1.0):
-        raise DataError(f"strategy {strategy!r} needs target in [0, 1], got {target!r}")
-    if strategy == "cost":
-        if cost_miss is None or cost_false_alarm is None:
-            raise DataError("strategy 'cost' needs both cost_miss and cost_false_alarm")
-        if cost_miss < 0 or cost_false_alarm < 0 or cost_miss + cost_false_alarm == 0:
-            raise DataError("costs must be >= 0 and not both zero")
+    if strategy == "cost" and (cost_miss is None) != (cost_false_alarm is None):
+        raise DataError(
+            f"strategy 'cost' needs both {name('cost_miss')} and {name('cost_false_alarm')} "
+            "(or neither: 50 for a miss, 1 for a false alarm)"
+        )
+    options = {k: float(v) for k, v in given.items() if k in uses and v is not None}
+    options = {**DEFAULT_OPTIONS.get(strategy, {}), **options}
+    if strategy in ("fpr", "recall") and not 0.0 <= options["target"] <= 1.0:
+        raise DataError(f"strategy {strategy!r} needs {name('target')} in [0, 1], got {target!r}")
+    if strategy == "cost" and (
+        min(options["cost_miss"], options["cost_false_alarm"]) < 0
+        or options["cost_miss"] + options["cost_false_alarm"] == 0
+    ):
+        raise DataError(
+            f"{name('cost_miss')} and {name('cost_false_alarm')} must be >= 0 and not both zero"
+        )
+    return options
 
 
 def choose_threshold(
@@ -168,11 +208,12 @@ def choose_threshold(
         ``recall``: smallest false-alarm rate with recall >= ``target``.
         ``cost``: minimise ``cost_miss * FN + cost_false_alarm * FP``.
     target : float, optional
-        A rate in [0, 1]: the highest tolerated false-alarm rate (``fpr``) or the lowest
-        accepted recall (``recall``). Required for those two, refused by the others.
+        A rate in [0, 1]: the highest tolerated false-alarm rate (``fpr``, default 0.01) or
+        the lowest accepted recall (``recall``, default 0.95). Refused by the others.
     cost_miss, cost_false_alarm : float, optional
         Cost of one missed anomaly and of one false alarm, in any common unit (e.g. euros),
-        both >= 0 and not both zero. Required for ``cost``, refused by the others.
+        both >= 0 and not both zero (``cost``; give both or neither: default 50 and 1).
+        Refused by the others.
 
     Returns
     -------
@@ -184,20 +225,26 @@ def choose_threshold(
     >>> choose_threshold([0.1, 0.2, 0.9, 1.0], [0, 0, 1, 1], "f1")
     0.55
     """
-    check_strategy(strategy, target=target, cost_miss=cost_miss, cost_false_alarm=cost_false_alarm)
+    options = check_strategy(
+        strategy, target=target, cost_miss=cost_miss, cost_false_alarm=cost_false_alarm
+    )
     op = operating_points(scores, y)
     # Candidate cuts run from low (flag everything) to high (flag nothing).
     if strategy == "f1":
         i = int(np.argmax(op.f1))
     elif strategy == "fpr":
-        ok = np.flatnonzero(op.fpr <= float(target) + 1e-12)  # the top cut (fp=0) always qualifies
+        ok = np.flatnonzero(
+            op.fpr <= options["target"] + 1e-12
+        )  # the top cut (fp=0) always qualifies
         # recall falls as the cut rises: the lowest admissible cut has the largest recall
         i = int(ok[0])
     elif strategy == "recall":
-        ok = np.flatnonzero(op.recall >= float(target) - 1e-12)  # the bottom cut always qualifies
+        ok = np.flatnonzero(
+            op.recall >= options["target"] - 1e-12
+        )  # the bottom cut always qualifies
         i = int(ok[-1])  # highest cut that still reaches the recall: fewest false alarms
     else:
-        cost = float(cost_miss) * op.fn + float(cost_false_alarm) * op.fp
+        cost = options["cost_miss"] * op.fn + options["cost_false_alarm"] * op.fp
         i = int(np.argmin(cost))
     return float(op.thresholds[i])
 

@@ -39,14 +39,27 @@ Strategy = Annotated[
 ]
 Target = Annotated[
     float | None,
-    typer.Option("--target", help="For fpr: highest false-alarm rate; for recall: lowest recall."),
+    typer.Option(
+        "--target",
+        help="fpr: highest false-alarm rate (default 0.01); recall: lowest recall (default 0.95).",
+    ),
 ]
 CostMiss = Annotated[
-    float | None, typer.Option("--cost-miss", help="Cost of one missed anomaly (any unit).")
+    float | None,
+    typer.Option("--cost-miss", help="Cost of one missed anomaly, any unit (cost: default 50)."),
 ]
 CostFalseAlarm = Annotated[
-    float | None, typer.Option("--cost-false-alarm", help="Cost of one false alarm (same unit).")
+    float | None,
+    typer.Option(
+        "--cost-false-alarm", help="Cost of one false alarm, same unit (cost: default 1)."
+    ),
 ]
+#: The command-line flag of each threshold option, for messages.
+OPTION_FLAGS = {
+    "target": "--target",
+    "cost_miss": "--cost-miss",
+    "cost_false_alarm": "--cost-false-alarm",
+}
 
 
 #: Column names that usually hold labels; as a feature they deserve a warning.
@@ -342,24 +355,26 @@ def calibrate(
     from ..persistence import read_key
     from ..thresholds import check_strategy
 
-    kwargs = {"target": target, "cost_miss": cost_miss, "cost_false_alarm": cost_false_alarm}
-    check_strategy(strategy, **kwargs)  # before any work
+    given = {"target": target, "cost_miss": cost_miss, "cost_false_alarm": cost_false_alarm}
+    options = check_strategy(strategy, **given, names=OPTION_FLAGS)  # before any work
     key = read_key(sign_key_file)
     det, manifest = open_model(model, key)
-    spec = saved_spec(
-        manifest,
-        data,
-        **columns,
-    )
-    ds = read_data(data, spec)
-    det.calibrate(
-        ds.X,
-        need_labels(ds, "calibrate"),
-        strategy,
-        **{k: v for k, v in kwargs.items() if v is not None},
-    )
+    ds = read_data(data, saved_spec(manifest, data, **columns))
+    det.calibrate(ds.X, need_labels(ds, "calibrate"), strategy, **options)
     det.save(out or model, metadata=manifest["metadata"], key=key)
-    console.print(f"threshold set to {det.threshold_:.6g} ({strategy}); saved to {out or model}")
+    rule = ", ".join([strategy, *(f"{OPTION_FLAGS[k]} {v:g}" for k, v in options.items())])
+    console.print(f"threshold set to {det.threshold_:.6g} ({rule}); saved to {out or model}")
+    dev = det.calibration_["dev"]
+    reached = (
+        f"false-alarm rate {dev['false_alarm_rate']:.3f}, recall {dev['recall']:.3f}, "
+        f"precision {dev['precision']:.3f}, F1 {dev['f1']:.3f}"
+    )
+    if "expected_cost" in dev:
+        reached += f", cost {dev['expected_cost']:.4g} per row"
+    console.print(
+        f"on the dev set ({dev['n_samples']} rows, {dev['n_anomalies']} anomalies): {reached}",
+        highlight=False,
+    )
 
 
 @app.command()

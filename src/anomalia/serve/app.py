@@ -471,14 +471,9 @@ def _self_hosted_docs(app: FastAPI) -> None:
 
 def _strategies(scores: Any, y: Any) -> dict[str, Any]:
     """The thresholds ``calibrate``'s strategies choose with their default options."""
-    from ..thresholds import choose_threshold
+    from ..thresholds import STRATEGIES, choose_threshold
 
-    return {
-        "f1": choose_threshold(scores, y, "f1"),
-        "fpr": choose_threshold(scores, y, "fpr", target=0.01),
-        "recall": choose_threshold(scores, y, "recall", target=0.95),
-        "cost": choose_threshold(scores, y, "cost", cost_miss=50, cost_false_alarm=1),
-    }
+    return {strategy: choose_threshold(scores, y, strategy) for strategy in STRATEGIES}
 
 
 class _NotFound(Exception):
