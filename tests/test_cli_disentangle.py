@@ -69,7 +69,7 @@ def test_fit_and_swap_image_folders(tmp_path):
     path, out = tmp_path / "m.zip", tmp_path / "grid.png"
     res = run("fit", folder, "--detector", "disentangle", *TINY, "--out", path)
     assert res.exit_code == 0, res.output
-    res = run("swap", path, folder, folder, "--out", out, "-n", "2")
+    res = run("swap", path, folder, folder, "--out", out, "--n-images", "2")  # the long form of -n
     assert res.exit_code == 0, res.output
     assert _grid_cells(out) == (3, 3)
 

@@ -58,6 +58,16 @@ def test_compress_and_decompress_a_table(files, tmp_path):
     det = anomalia.load(files["ae"])
     table = pd.read_csv(files["table"])
     expected = decompress(det, packed.read_bytes())
+    # the ratio is against the file as given, the error in the data's own units, per column
+    ratio = files["table"].stat().st_size / packed.stat().st_size
+    assert f"({files['table'].stat().st_size:,} bytes)" in res.output
+    assert f"{ratio:.1f}x smaller" in res.output
+    error = expected - table[["amount", "age", "hour"]].to_numpy()
+    assert f"RMSE {np.sqrt(np.mean(error**2)):.4g}" in res.output
+    worst = ["amount", "age", "hour"][int(np.argmax(np.sqrt(np.mean(error**2, axis=0))))]
+    per_column = res.output.split("per column")[1]
+    rows = [line for line in per_column.splitlines() if line.startswith("│")]
+    assert rows[0].split("│")[1].strip() == worst  # worst first
     for suffix in (".csv", ".parquet"):
         out = tmp_path / f"decoded{suffix}"
         res = run("decompress", files["ae"], packed, "--out", out)

@@ -23,7 +23,8 @@ from .io import Dataset, TableSpec, _labels
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def _image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
+    """The image files of ``folder`` and of its sub-folders (one level: the labels), sorted."""
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
         files += [p for p in sub.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
@@ -68,7 +69,7 @@ def read_image_folder(
     folder = Path(path)
     if not folder.is_dir():
         raise DataError(f"image folder not found: {folder}")
-    files = _image_files(folder)
+    files = image_files(folder)
     if not files:
         raise DataError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) found")
     arrays = [_load(f) for f in files]

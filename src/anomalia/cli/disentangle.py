@@ -24,7 +24,10 @@ def swap(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Grid image to write (.png).")],
     n: Annotated[
-        int, typer.Option("-n", help="Images taken from each input (the first n of each).")
+        int,
+        typer.Option(
+            "-n", "--n-images", help="Images taken from each input (the first n of each)."
+        ),
     ] = 8,
 ) -> None:
     """Draw the content of each CONTENT_DATA image decoded with the style of each STYLE_DATA
@@ -36,7 +39,7 @@ def swap(
     if out.suffix.lower() != ".png":
         raise DataError(f"--out must end in .png, got {out.name!r}")
     if n < 1:
-        raise DataError(f"-n must be at least 1, got {n}")
+        raise DataError(f"-n/--n-images must be at least 1, got {n}")
     det, spec = load_with_spec(model, content_data)
     if not isinstance(det, DisentangleDetector):
         raise DataError(

@@ -92,7 +92,10 @@ def compress(
         str, typer.Option("--codec", help="Payload compression: zlib, lzma or none.")
     ] = "zlib",
 ) -> None:
-    """Store DATA as the model's 8-bit bottleneck codes (vqvae: code indices) in FILE."""
+    """Store DATA as the model's 8-bit bottleneck codes (vqvae: code indices) in the --out
+    file; report the size against DATA's own bytes and the error in DATA's own units."""
+    import numpy as np
+
     from ..compression import compress as encode
     from ..compression import decompress as decode
     from ..compression import mse_psnr
@@ -102,14 +105,62 @@ def compress(
     ids = None if ds.ids is None else ds.ids.to_numpy()
     name = "id" if ds.ids is None else str(ds.ids.name)
     blob = encode(det, ds.X, ids=ids, id_name=name, codec=codec)
-    mse, psnr = mse_psnr(ds.X, decode(det, blob))
+    X_hat = decode(det, blob)
+    mse, psnr = mse_psnr(ds.X, X_hat)
     atomic_output(out, lambda tmp: tmp.write_bytes(blob))
-    n, raw = len(ds.X), ds.X.size * 4
+    n, given = len(ds.X), _input_bytes(data, ds.X)
     console.print(
-        f"compressed {n} rows into {len(blob)} bytes ({len(blob) / n:.1f} bytes per row, "
-        f"{raw / len(blob):.1f}x smaller than float32); round trip MSE {mse:.4g}, "
-        f"PSNR {psnr:.1f} dB (peak = data range); wrote {out}"
+        f"compressed {n} rows of {given[1]} ({given[0]:,} bytes) into {len(blob):,} bytes: "
+        f"{given[0] / len(blob):.1f}x smaller, {len(blob) / n:.1f} bytes per row; wrote {out}",
+        highlight=False,
+        soft_wrap=True,
     )
+    error = np.asarray(X_hat, dtype=np.float64) - np.asarray(ds.X, dtype=np.float64)
+    console.print(
+        f"round trip error in the data's units: RMSE {np.sqrt(mse):.4g}, largest "
+        f"{np.abs(error).max():.4g}; PSNR {psnr:.1f} dB (peak = the data's range)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if hasattr(ds.X, "columns"):  # a table: which columns the codes keep worst
+        console.print(_column_errors(ds.X, error))
+
+
+#: Columns listed by ``compress`` (worst first); the rest are counted.
+ERROR_COLUMNS = 10
+
+
+def _input_bytes(data: str, X: Any) -> tuple[int, str]:
+    """What DATA takes as given: the file's bytes, a folder's image files, or (a built-in
+    dataset) its values at their own type; with words that say which."""
+    from ..images import image_files
+
+    path = Path(data)
+    if path.is_file():
+        return path.stat().st_size, data
+    if path.is_dir():
+        files = image_files(path)
+        return sum(f.stat().st_size for f in files), f"{data} ({len(files)} image files)"
+    values = X.to_numpy() if hasattr(X, "to_numpy") else X
+    return int(values.nbytes), f"{data} (as {values.dtype} values)"
+
+
+def _column_errors(X: Any, error: Any) -> Any:
+    """A table of each column's RMSE beside the column's spread, worst columns first."""
+    import numpy as np
+    from rich.table import Table
+
+    rmse = np.sqrt(np.mean(error**2, axis=0))
+    spread = X.to_numpy(dtype=np.float64).std(axis=0)
+    order = np.argsort(-rmse, kind="stable")
+    table = Table(title="round trip error per column (the column's units)")
+    for header in ("column", "RMSE", "column std"):
+        table.add_column(header, justify="left" if header == "column" else "right")
+    for j in order[:ERROR_COLUMNS]:
+        table.add_row(str(X.columns[j]), f"{rmse[j]:.4g}", f"{spread[j]:.4g}")
+    if len(order) > ERROR_COLUMNS:
+        table.caption = f"and {len(order) - ERROR_COLUMNS} more columns with smaller errors"
+    return table
 
 
 @app.command()
