@@ -122,14 +122,14 @@ def test_interpolate_a_table(files, tmp_path):
     path = pd.read_csv(out)
     assert list(path.columns) == ["t", "amount", "age", "hour"] and len(path) == 5
     np.testing.assert_allclose(path.t, [0, 0.25, 0.5, 0.75, 1])
-    # the ends of the path are the reconstructions of the two rows
-    ends = pd.read_csv(files["table"]).iloc[[2, 9], 1:]
+    # the ends of the path are the reconstructions of the two rows, counted from 1
+    ends = pd.read_csv(files["table"]).iloc[[1, 8], 1:]
     recon = anomalia.load(files["ae"]).reconstruct(ends)
     np.testing.assert_allclose(path.iloc[[0, -1], 1:], recon, atol=1e-5)
 
 
 def test_interpolate_images(files, tmp_path):
-    args = ("interpolate", files["conv-vae"], files["images"], "--start", 0, "--end", 3)
+    args = ("interpolate", files["conv-vae"], files["images"], "--start", 1, "--end", 4)
     res = run(*args, "--steps", 6, "--out", tmp_path / "strip.npy")
     assert res.exit_code == 0, res.output
     assert np.load(tmp_path / "strip.npy").shape == (6, 1, 8, 8)
@@ -150,7 +150,8 @@ def _with_version(blob, version):
     ("case", "match"),
     [
         ("sample-ae", "sample needs a vae model"),
-        ("row-out-of-range", "row 120 is out of range"),
+        ("row-out-of-range", "has rows 1..120"),
+        ("row-zero", "row 0 is out of range"),
         ("interpolate-vqvae", "needs an ae or vae model"),
         ("images-into-table-model", "images"),
         ("other-columns", "amount"),
@@ -167,7 +168,8 @@ def test_errors_exit_2_without_output(files, tmp_path, case, match):
     packed.write_bytes(_with_version(blob, 9) if case == "unknown-version" else blob)
     args = {
         "sample-ae": ("sample", files["ae"]),
-        "row-out-of-range": ("interpolate", files["ae"], files["table"], "--end", 120),
+        "row-out-of-range": ("interpolate", files["ae"], files["table"], "--end", 121),
+        "row-zero": ("interpolate", files["ae"], files["table"], "--start", 0),
         "interpolate-vqvae": ("interpolate", files["vqvae"], files["table"]),
         "images-into-table-model": ("compress", files["ae"], files["images"]),
         "other-columns": ("compress", files["ae"], files["other"]),

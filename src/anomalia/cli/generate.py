@@ -220,8 +220,10 @@ def interpolate(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Images: .png/.npy; tables: .csv/.parquet/.npy.")
     ],
-    start: Annotated[int, typer.Option("--start", help="First row (0-based).")] = 0,
-    end: Annotated[int, typer.Option("--end", help="Last row (0-based).")] = 1,
+    start: Annotated[
+        int, typer.Option("--start", help="First row (counted from 1, as everywhere in the CLI).")
+    ] = 1,
+    end: Annotated[int, typer.Option("--end", help="Last row (counted from 1).")] = 2,
     steps: Annotated[int, typer.Option("--steps", min=2, help="Points on the path.")] = 8,
 ) -> None:
     """Decode a straight line between the codes of rows START and END (ae, vae: means)."""
@@ -237,9 +239,10 @@ def interpolate(
     _check_out(out, det, "interpolations")
     X = read_data(data, spec).X
     for row in (start, end):
-        if not 0 <= row < len(X):
-            raise DataError(f"row {row} is out of range: {data} has rows 0..{len(X) - 1}")
-    pair = X.iloc[[start, end]] if hasattr(X, "iloc") else np.asarray(X)[[start, end]]
+        if not 1 <= row <= len(X):
+            raise DataError(f"row {row} is out of range: {data} has rows 1..{len(X)}")
+    picked = [start - 1, end - 1]
+    pair = X.iloc[picked] if hasattr(X, "iloc") else np.asarray(X)[picked]
     codes = det.transform(pair)
     t = np.linspace(0.0, 1.0, steps)[:, None]
     path = det.inverse_transform((1 - t) * codes[0] + t * codes[1])

@@ -98,7 +98,7 @@ def embed(
     )
     values = embed_codes(det, ds.X, codes=codes)
     frame = pd.DataFrame(values, columns=[f"code_{i}" for i in range(values.shape[1])])
-    ids = ds.ids if ds.ids is not None else pd.Series(np.arange(len(frame)), name="row")
+    ids = ds.ids if ds.ids is not None else pd.Series(np.arange(1, len(frame) + 1), name="row")
     frame.insert(0, str(ids.name), ids.to_numpy())
     if classes is not None:
         frame[class_name] = classes

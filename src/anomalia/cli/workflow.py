@@ -595,7 +595,7 @@ def explain(
     table.add_column("anomaly score", justify="right")
     table.add_column(f"top {top} features by reconstruction error")
     for r in found:
-        key = ds.ids.iloc[r["row"]] if ds.ids is not None else r["row"]
+        key = ds.ids.iloc[r["row"]] if ds.ids is not None else r["row"] + 1  # counted from 1
         feats = ", ".join(f"{name} ({err:.3g})" for name, err in r["features"])
         table.add_row(str(key), f"{r['anomaly_score']:.4g}", feats)
     console.print(table if found else "no row is above the threshold (use --all to list them)")
