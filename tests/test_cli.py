@@ -465,7 +465,7 @@ def test_experiment_reports_f1_and_two_cost_tables(tables):
         "fraud=20,1",
     )
     assert res.exit_code == 0, res.output
-    assert "fraud" in res.output
+    assert "fraud" in res.output and "default" in res.output  # no -d: as fit, the default
     res = run("experiment", tables["train"], "--label-column", "fraud", "--cost-table", "x=1")
     assert res.exit_code == 2
     assert "NAME=MISS,FALSE_ALARM" in res.stderr

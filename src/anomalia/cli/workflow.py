@@ -630,7 +630,8 @@ def _cost_tables(specs: list[str] | None) -> dict[str, tuple[float, float]]:
 def experiment(
     data: DataArg,
     detector: Annotated[
-        list[str] | None, typer.Option("--detector", "-d", help="Detector (repeatable).")
+        list[str] | None,
+        typer.Option("--detector", "-d", help="Detector (repeatable; default: default)."),
     ] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="Parameter key=value, all detectors.")
@@ -664,7 +665,7 @@ def experiment(
     from ..workflow import run_experiment
 
     params = parse_params(param)
-    names = detector or ["iforest"]
+    names = detector or ["default"]  # as fit: the detector the README recommends
     for name in names:
         make_detector(name, **params)  # unknown names or parameters fail before any work
     ignored = [*(columns["ignore_columns"] or []), *([class_column] if class_column else [])]
