@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+from anomalia.datasets import data_dir
+
+SHARED = data_dir()
 
 #: Tiny settings so every detector fits in well under a second.
 FAST_PARAMS: dict[str, dict] = {

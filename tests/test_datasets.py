@@ -12,7 +12,7 @@ from anomalia import datasets
 from anomalia.errors import DataError
 from anomalia.io import Dataset
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+SHARED = datasets.data_dir()
 
 
 @pytest.fixture
@@ -20,6 +20,14 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared/datasets is not present")
     return SHARED
+
+
+def test_data_dir_is_the_variable_else_the_shared_folder_beside_the_checkout(monkeypatch):
+    monkeypatch.setenv("ANOMALIA_DATA_DIR", "/data/real")
+    assert datasets.data_dir() == Path("/data/real")
+    monkeypatch.delenv("ANOMALIA_DATA_DIR")
+    checkout = Path(datasets.__file__).resolve().parents[2]  # src/anomalia/datasets.py
+    assert datasets.data_dir() == checkout.parent / "shared" / "datasets"
 
 
 # --------------------------------------------------------------------------- built-ins

@@ -9,7 +9,9 @@ Built-ins (from scikit-learn's bundled data, never downloaded):
 
 Readers for files you already have (nothing is downloaded): :func:`read_adbench`,
 :func:`read_creditcard`, :func:`read_nsl_kdd`, :func:`read_kddcup99` and :func:`read_mnist`.
-Labels follow the ADBench convention everywhere: ``y == 1`` is an anomaly.
+Labels follow the ADBench convention everywhere: ``y == 1`` is an anomaly. Where those files
+are is :func:`data_dir`'s answer (``$ANOMALIA_DATA_DIR``, else the shared folder beside the
+project checkout).
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from .io import Dataset, TableSpec, _to_dataset, read_table
 
 __all__ = [
     "CREDITCARD_FEATURES",
+    "DATA_DIR_ENV",
     "KDD_CATEGORIES",
     "KDD_FEATURES",
     "available",
+    "data_dir",
     "load",
     "load_dataset",
     "read_adbench",
@@ -155,6 +159,31 @@ def load(name: str, **kwargs: Any) -> tuple[NDArray[np.float64], NDArray[np.int6
     ds = load_dataset(name, **kwargs)
     assert ds.y is not None  # every built-in is labelled
     return ds.X.to_numpy(dtype=np.float64), ds.y
+
+
+# --------------------------------------------------------------------------- where the real data is
+
+#: Environment variable naming the folder of the real datasets (read by :func:`data_dir`).
+DATA_DIR_ENV = "ANOMALIA_DATA_DIR"
+
+
+def data_dir() -> Path:
+    """The folder of the real datasets: the one place the package looks for them.
+
+    ``$ANOMALIA_DATA_DIR`` when it is set; else ``shared/datasets`` beside the project
+    checkout this package runs from (``../shared/datasets`` from the checkout's root,
+    whatever the current directory; an installed copy should set the variable). The folder
+    need not exist: readers say so when a file is missing.
+
+    Returns
+    -------
+    Path
+        E.g. ``data_dir() / "adbench"`` holds the ADBench ``.npz`` files.
+    """
+    given = os.environ.get(DATA_DIR_ENV)
+    if given:
+        return Path(given).expanduser()
+    return Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 
 # --------------------------------------------------------------------------- ADBench, credit card
