@@ -176,6 +176,58 @@ def test_run_resumes_and_records_timeouts(suite, tmp_path):
     assert len(bench.run(slow, out, timeout=1.5)) == len(jobs) + 2  # recorded, not redone
 
 
+def test_resume_reuses_rows_only_for_the_same_data_and_parameters(suite, tmp_path):
+    out = tmp_path / "res.csv"
+    jobs, _ = bench.plan(bench.adbench_datasets(suite), ["knn"], ["clean"], [0])
+    assert all(len(j.sha256) == 64 and '"n_neighbors"' in j.params for j in jobs)
+    first = bench.run(jobs, out, n_jobs=1)
+    assert (first.data_sha256 == [bench.file_sha256(j.path) for j in jobs]).all()
+
+    X, y = _data(300, 20, 3, seed=1)  # alpha's file changes, beta's does not
+    np.savez(suite / "2_alpha.npz", X=X, y=y)
+    jobs, _ = bench.plan(bench.adbench_datasets(suite), ["knn"], ["clean"], [0])
+    resumed = bench.resume(bench.read_results(out), jobs)
+    assert resumed.reused == 1 and [j.dataset for j in resumed.todo] == ["alpha"]
+    assert resumed.notes == ["running 1 finished jobs again: their data file changed"]
+    rerun = []
+    df = bench.run(jobs, out, n_jobs=1, progress=rerun.append)
+    assert [r["dataset"] for r in rerun] == ["alpha"] and len(df) == 2
+    assert not df.duplicated(bench.KEY).any()
+    new_alpha = df.set_index("dataset").loc["alpha"]
+    assert new_alpha.data_sha256 == bench.file_sha256(suite / "2_alpha.npz")
+    assert new_alpha.data_sha256 != first.set_index("dataset").loc["alpha"].data_sha256
+
+    # parameters recorded by another version (another default): that row runs again
+    stored = pd.read_csv(out)
+    stored.loc[stored.dataset == "beta", "params"] = stored.params[0].replace('"method"', '"m"')
+    stored.to_csv(out, index=False)
+    resumed = bench.resume(bench.read_results(out), jobs)
+    assert [j.dataset for j in resumed.todo] == ["beta"]
+    assert resumed.notes == ["running 1 finished jobs again: their detector's parameters changed"]
+
+    # a file written before hashes were recorded: nothing in it can be checked, all run again
+    stored.drop(columns=["data_sha256", "params"]).to_csv(out, index=False)
+    resumed = bench.resume(bench.read_results(out), jobs)
+    assert resumed.reused == 0 and len(resumed.todo) == 2
+    assert "no data hash" in resumed.notes[0]
+    assert len(bench.run(jobs, out)) == 2  # replaced, not duplicated
+
+
+def test_jobs_made_by_hand_get_their_hash_and_the_user_data_file_is_reproducible(suite, tmp_path):
+    path = str(suite / "2_alpha.npz")
+    job = bench.Job("clean", "alpha", path, "knn", 0)
+    row = bench.run([job], tmp_path / "r.csv").iloc[0]
+    assert row.data_sha256 == bench.file_sha256(path)
+    assert row.params == bench.detector_params("knn", 0)
+    X, y = _data(100, 5)
+    a = bench.frame_dataset(X, y, (tmp_path / "a").mkdir() or tmp_path / "a", "mine")
+    b = bench.frame_dataset(X, y, (tmp_path / "b").mkdir() or tmp_path / "b", "mine")
+    assert bench.file_sha256(a) == bench.file_sha256(b)  # np.savez's would differ in time
+    np.testing.assert_array_equal(bench.load_npz(a)[0], X)
+    with pytest.raises(AnomaliaError, match="cannot read the dataset file"):
+        bench.file_sha256(tmp_path / "gone.npz")
+
+
 def test_ctrl_c_kills_running_jobs_keeps_finished_ones(suite, tmp_path):
     import os
     import signal
@@ -265,6 +317,47 @@ def test_cli_bench_user_file_and_missing_pyod(tmp_path, monkeypatch):
     assert "skipped pyod:ECOD: PyOD is not installed" in result.stderr
     df = pd.read_parquet(out)
     assert list(df.dataset.unique()) == ["mine"] and len(df) == 2
+    # the same file again: the converted data is byte for byte the same, so both rows stand
+    again = runner.invoke(app, ["bench", str(tmp_path / "mine.csv"), "--label-column", "label",
+                                "-d", "knn", "--protocol", "clean", "--seed", "0",
+                                "--seed", "1", "--out", str(out)])  # fmt: skip
+    assert again.exit_code == 0 and "reusing 2 finished jobs" in again.stderr
+
+
+def test_cli_bench_resume_says_what_it_reuses_and_reruns(suite, tmp_path):
+    out = tmp_path / "res.csv"
+    args = ["bench", "--data-dir", str(suite), "-d", "knn", "--protocol", "clean", "--seed",
+            "0", "--out", str(out), "--no-plots"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    X, y = _data(1200, 60, 5, seed=7)
+    np.savez(suite / "10_beta.npz", X=X, y=y)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "reusing 1 finished jobs" in result.stderr
+    assert "running 1 finished jobs again: their data file changed" in result.stderr
+    assert len(pd.read_csv(out)) == 2
+
+
+def test_cli_bench_defaults_come_from_the_data_dir_and_the_cores(suite, tmp_path, monkeypatch):
+    import os
+
+    help_text = runner.invoke(app, ["bench", "--help"], env={"COLUMNS": "300"}).stdout
+    assert "$ANOMALIA_DATA_DIR/adbench" in help_text and "../shared/datasets/adbench" in help_text
+    assert str(bench.default_data_dir()) in help_text
+    assert f"the CPU cores this process may use (here: {bench.available_cores()})" in help_text
+    assert bench.available_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("ANOMALIA_DATA_DIR", str(suite.parent))  # suite is <tmp>/adbench
+    assert bench.default_data_dir() == suite
+    assert bench.default_reference_dir() == suite.parent.parent / "reference"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # not relative to the current folder any more
+    result = runner.invoke(app, ["bench", "-d", "knn", "--protocol", "clean", "--seed", "0",
+                                 "--dataset", "alpha", "--no-plots", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["clean"]["n_datasets"] == 1
+    monkeypatch.setenv("ANOMALIA_DATA_DIR", str(tmp_path / "none"))
+    result = runner.invoke(app, ["bench", "-d", "knn"])
+    assert result.exit_code == 2 and "set $ANOMALIA_DATA_DIR" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -277,6 +370,7 @@ def test_cli_bench_user_file_and_missing_pyod(tmp_path, monkeypatch):
         (["--out", "r.txt"], ".csv or .parquet"),
         (["--dataset", "zeta"], "no dataset name"),
         (["--jobs", "0"], "--jobs"),
+        (["--jobs", "-2"], "--jobs"),
     ],
 )
 def test_cli_bench_bad_options_exit_2_without_output(suite, tmp_path, extra, match):

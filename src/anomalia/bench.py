@@ -21,13 +21,16 @@ A detector is given by a spec string:
 Values are Python literals (numbers, strings, tuples, None). Every job (dataset x protocol x
 detector x seed) runs in its own process, so a job over the time limit is killed and recorded
 as timed out; jobs run in parallel (joblib) and each finished one is kept, so an interrupted
-run resumes where it stopped.
+run resumes where it stopped. A finished row is reused only for the same data and the same
+detector: each row records the SHA-256 of its dataset file and the detector's parameters
+with every default filled in, and a row whose file or parameters changed since is run again.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -36,13 +39,15 @@ import math
 import multiprocessing
 import os
 import platform
+import re
 import signal
 import tempfile
 import threading
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from .datasets import data_dir
 from .errors import AnomaliaError
 
 PROTOCOLS = ("unsup", "clean")
@@ -90,10 +96,31 @@ DEFAULT_DETECTORS = (
 COLUMNS = [
     "protocol", "dataset", "detector", "seed", "status", "roc_auc", "average_precision",
     "fit_seconds", "score_seconds", "n_train", "n_test", "n_features", "train_anomalies",
-    "test_anomalies", "error", "versions",
+    "test_anomalies", "error", "versions", "data_sha256", "params",
 ]  # fmt: skip
 KEY = ["protocol", "dataset", "detector", "seed"]
-TEXT = ["protocol", "dataset", "detector", "status", "error", "versions"]
+TEXT = ["protocol", "dataset", "detector", "status", "error", "versions", "data_sha256", "params"]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on: ``os.process_cpu_count()`` (Python 3.13), else
+    the size of its affinity mask (``os.sched_getaffinity``), else ``os.cpu_count()``."""
+    if hasattr(os, "process_cpu_count"):
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def default_data_dir() -> Path:
+    """Where ``anomalia bench`` looks for the ADBench files: ``adbench`` in
+    :func:`anomalia.datasets.data_dir` (``$ANOMALIA_DATA_DIR``, else the shared folder)."""
+    return data_dir() / "adbench"
+
+
+def default_reference_dir() -> Path:
+    """Where the published figures are: ``reference`` beside :func:`anomalia.datasets.data_dir`."""
+    return data_dir().parent / "reference"
 
 
 # -- datasets and protocols ------------------------------------------------------------------
@@ -105,7 +132,9 @@ def adbench_datasets(data_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """
     folder = Path(data_dir)
     if not folder.is_dir():
-        raise AnomaliaError(f"no ADBench data folder at {folder} (use --data-dir)")
+        raise AnomaliaError(
+            f"no ADBench data folder at {folder} (use --data-dir, or set $ANOMALIA_DATA_DIR)"
+        )
     paths = sorted(folder.glob("*.npz"))
     if not paths:
         raise AnomaliaError(f"no .npz files in {folder}")
@@ -282,10 +311,33 @@ def _versions(source: str) -> str:
     return "; ".join(parts)
 
 
+def detector_params(spec: str, seed: int) -> str:
+    """The parameters the detector of ``spec`` runs with under ``seed``, every default filled
+    in, as canonical JSON: a finished job stands while they are the same (a new version that
+    changes a default, or redefines a preset such as ``default``, changes them)."""
+    model, _ = make_scorer(spec, seed)
+    text = json.dumps(model.get_params(deep=False), sort_keys=True, default=repr)
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)  # object addresses differ between runs
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes, read in chunks (never whole in memory)."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as exc:
+        raise AnomaliaError(f"cannot read the dataset file {path}: {exc.strerror}") from None
+
+
 # -- jobs -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Job:
-    """One fit and score: a dataset file under a protocol, a detector spec and a seed."""
+    """One fit and score: a dataset file under a protocol, a detector spec and a seed.
+
+    ``sha256`` is the dataset file's SHA-256 and ``params`` the detector's
+    :func:`detector_params`; :func:`plan` fills them in, and so does :func:`run` for a job
+    made without them.
+    """
 
     protocol: str
     dataset: str
@@ -293,9 +345,16 @@ class Job:
     detector: str
     seed: int
     threads: int = 1
+    sha256: str = ""
+    params: str = ""
 
     def key(self) -> tuple[str, str, str, int]:
         return (self.protocol, self.dataset, self.detector, self.seed)
+
+    def row(self, **fields: Any) -> dict[str, Any]:
+        """A results row of this job: its key, data hash and parameters, then ``fields``."""
+        mine = {"data_sha256": self.sha256, "params": self.params}
+        return {**dict(zip(KEY, self.key(), strict=True)), **mine, **fields}
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -303,7 +362,7 @@ def run_job(job: Job) -> dict[str, Any]:
     from sklearn.metrics import average_precision_score, roc_auc_score
     from threadpoolctl import threadpool_limits
 
-    row: dict[str, Any] = {**dict(zip(KEY, job.key(), strict=True)), "status": "ok", "error": ""}
+    row = job.row(status="ok", error="")
     X, y = load_npz(job.path)
     X_train, X_test, y_train, y_test = split(X, y, job.protocol, job.seed)
     row.update(
@@ -347,7 +406,7 @@ def _child(job: Job, conn: Any) -> None:
     try:
         row = run_job(job)
     except Exception as exc:  # data could not be read: still a row
-        row = {**dict(zip(KEY, job.key(), strict=True)), "status": "error", "error": str(exc)}
+        row = job.row(status="error", error=str(exc))
     conn.send(row)
     conn.close()
 
@@ -408,8 +467,7 @@ def execute(job: Job, timeout: float | None) -> dict[str, Any]:
         proc.join()
         recv.close()
     elapsed = time.perf_counter() - start
-    return {**dict(zip(KEY, job.key(), strict=True)), "status": status, "error": error,
-            "fit_seconds": elapsed}  # fmt: skip
+    return job.row(status=status, error=error, fit_seconds=elapsed)
 
 
 # -- results -------------------------------------------------------------------------------
@@ -434,7 +492,7 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
     for col in (c for c in COLUMNS if c not in TEXT and c != "seed"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["seed"] = df["seed"].astype(int)
-    for col in ("error", "versions"):
+    for col in ("error", "versions", "data_sha256", "params"):  # absent in older files: ""
         df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
     return df
 
@@ -463,7 +521,11 @@ def plan(
     seeds: Sequence[int] = (0, 1, 2),
     threads: int = 1,
 ) -> tuple[list[Job], list[str]]:
-    """All jobs of a run, and notes on detectors left out (PyOD missing)."""
+    """All jobs of a run, and notes on detectors left out (PyOD missing).
+
+    Each dataset file is hashed here, once (:func:`file_sha256`), and each detector's
+    parameters are resolved once per seed (:func:`detector_params`).
+    """
     notes, kept = [], []
     for spec in detectors:
         if parse_spec(spec)[0] == "pyod" and not pyod_available():
@@ -474,14 +536,86 @@ def plan(
     for p in protocols:
         if p not in PROTOCOLS:
             raise AnomaliaError(f"unknown protocol {p!r}; choose from {', '.join(PROTOCOLS)}")
+    hashes = {name: file_sha256(path) for name, path in datasets.items()}
+    params = {
+        (spec, int(seed)): detector_params(spec, int(seed)) for spec in kept for seed in seeds
+    }
     jobs = [  # seed by seed: a run cut short has whole seeds, and a timeout is known early
-        Job(p, name, str(path), spec, int(seed), threads)
+        Job(p, name, str(path), spec, int(seed), threads, hashes[name], params[spec, int(seed)])
         for seed in seeds
         for p in protocols
         for name, path in datasets.items()
         for spec in kept
     ]
     return jobs, notes
+
+
+def _described(jobs: Iterable[Job]) -> list[Job]:
+    """``jobs`` with their data hash and parameters filled in where missing (each file is
+    hashed once, each detector resolved once per seed)."""
+    hashes: dict[str, str] = {}
+    params: dict[tuple[str, int], str] = {}
+    out = []
+    for job in jobs:
+        if not job.sha256:
+            job = replace(job, sha256=hashes.get(job.path) or file_sha256(job.path))
+            hashes[job.path] = job.sha256
+        if not job.params:
+            spec = (job.detector, job.seed)
+            params[spec] = params.get(spec) or detector_params(*spec)
+            job = replace(job, params=params[spec])
+        out.append(job)
+    return out
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What a results file already holds of a run (from :func:`resume`)."""
+
+    #: The rows to keep: those of other jobs, and the reused ones.
+    kept: pd.DataFrame
+    #: The jobs left to run.
+    todo: list[Job]
+    #: Jobs of the run whose finished row is reused.
+    reused: int
+    #: Why finished rows are run again (data changed, parameters changed, no hash).
+    notes: list[str]
+
+
+def resume(old: pd.DataFrame, jobs: Sequence[Job]) -> Resumed:
+    """Which of ``jobs`` the results ``old`` (from :func:`read_results`) already hold.
+
+    A finished row is reused when its data hash and detector parameters are those of the
+    job now; else it is dropped and the job runs again: its dataset file changed, its
+    detector's parameters did (a new version's defaults), or the row has no hash (a file
+    written before hashes were recorded, whose data cannot be checked). Rows of jobs not in
+    ``jobs`` are kept as they are.
+    """
+    jobs = _described(jobs)
+    if old.empty:
+        return Resumed(old, jobs, 0, [])
+    now = pd.DataFrame([j.row() for j in jobs], columns=[*KEY, "data_sha256", "params"])
+    both = old[[*KEY, "data_sha256", "params"]].merge(
+        now.drop_duplicates(KEY), on=KEY, how="left", suffixes=("", "_now"), indicator=True
+    )
+    planned = (both["_merge"] == "both").to_numpy()
+    no_hash = planned & (both.data_sha256 == "").to_numpy()
+    changed = planned & ~no_hash & (both.data_sha256 != both.data_sha256_now).to_numpy()
+    moved = planned & ~no_hash & ~changed & (both.params != both.params_now).to_numpy()
+    kept = old[~(no_hash | changed | moved)]
+    done = set(keys(kept))
+    reasons = {
+        "their data file changed": changed,
+        "their detector's parameters changed": moved,
+        "the results file records no data hash for them (written by an older anomalia)": no_hash,
+    }
+    notes = [
+        f"running {int(hit.sum())} finished jobs again: {why}"
+        for why, hit in reasons.items()
+        if hit.any()
+    ]
+    todo = [job for job in jobs if job.key() not in done]
+    return Resumed(kept, todo, len({j.key() for j in jobs} & done), notes)
 
 
 def run(
@@ -500,10 +634,11 @@ def run(
     jobs : iterable of Job
         From :func:`plan`.
     out : path
-        Results file (``.csv`` or ``.parquet``). Rows already there are kept and their jobs
-        skipped, so a run that was interrupted resumes.
+        Results file (``.csv`` or ``.parquet``). Rows already there for the same data and
+        detector parameters are kept and their jobs skipped, so a run that was interrupted
+        resumes; rows whose data or parameters changed run again (see :func:`resume`).
     n_jobs : int, default=-1
-        Jobs run at once (``-1``: one per CPU core).
+        Jobs run at once (``-1``: :func:`available_cores`).
     timeout : float or None, default=None
         Seconds a job may take (data loading included); a job over it is killed and recorded
         with status ``"timeout"``, and so are the other seeds of that detector on that
@@ -518,9 +653,8 @@ def run(
     out = Path(out)
     if out.suffix not in (".csv", ".parquet"):
         raise AnomaliaError(f"results file must end in .csv or .parquet, got {out.name}")
-    old = read_results(out)
-    done = set(keys(old))
-    todo = [job for job in jobs if job.key() not in done]
+    resumed = resume(read_results(out), list(jobs))
+    old, todo = resumed.kept, resumed.todo
     rows: list[dict[str, Any]] = []
     last = time.monotonic()
     # after one seed runs out of time, the other seeds of that detector on that dataset would
@@ -533,8 +667,7 @@ def run(
         if stop.is_set():
             return None
         if job.key()[:3] in slow:
-            return {**dict(zip(KEY, job.key(), strict=True)), "status": "timeout",
-                    "error": "skipped: another seed went over the time limit"}  # fmt: skip
+            return job.row(status="timeout", error="skipped: another seed went over the time limit")
         row = execute(job, timeout)
         if row["status"] == "timeout":
             slow.add(job.key()[:3])
@@ -557,7 +690,7 @@ def run(
     handlers = {}
     if threading.current_thread() is threading.main_thread():  # the only one that may
         handlers = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    n_jobs = os.cpu_count() or 1 if n_jobs == -1 else max(1, n_jobs)
+    n_jobs = available_cores() if n_jobs == -1 else max(1, n_jobs)
     try:
         results = Parallel(n_jobs=n_jobs, backend="threading", return_as="generator_unordered")(
             delayed(attempt)(job) for job in todo
@@ -775,9 +908,18 @@ def summary_json(summary: dict[str, Any]) -> str:
 
 
 def frame_dataset(X: Any, y: Any, folder: str | os.PathLike[str], name: str) -> Path:
-    """Write a labelled user table as an ADBench-format ``.npz`` in ``folder`` (for jobs)."""
+    """Write a labelled user table as an ADBench-format ``.npz`` in ``folder`` (for jobs).
+
+    The same ``X`` and ``y`` give the same bytes (not so with ``np.savez``, whose archive
+    members carry the time of writing), so the file's hash tells a resumed run whether a
+    user's data changed.
+    """
     path = Path(folder) / f"{name}.npz"
-    np.savez(path, X=np.asarray(X, dtype=np.float64), y=np.asarray(y, dtype=np.int64))
+    arrays = {"X": np.asarray(X, dtype=np.float64), "y": np.asarray(y, dtype=np.int64)}
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, arr in arrays.items():  # ZipInfo's date is fixed (1980-01-01)
+            with archive.open(zipfile.ZipInfo(f"{key}.npy"), "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, arr, allow_pickle=False)
     load_npz(path)  # the same checks as the suite's files
     return path
 
@@ -790,14 +932,21 @@ def temp_folder() -> str:
 __all__ = [
     "PROTOCOLS",
     "Job",
+    "Resumed",
     "adbench_datasets",
+    "available_cores",
+    "default_data_dir",
+    "default_reference_dir",
+    "detector_params",
     "execute",
+    "file_sha256",
     "keys",
     "load_npz",
     "make_scorer",
     "plan",
     "plot_results",
     "read_results",
+    "resume",
     "run",
     "run_job",
     "split",

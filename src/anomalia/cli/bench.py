@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..bench import available_cores, default_data_dir, default_reference_dir
 from ._common import (
     AnomalyValue,
     Commands,
@@ -52,23 +53,49 @@ def bench(
         list[int] | None, typer.Option("--seed", help="Seed; repeat for several (0 1 2).")
     ] = None,
     data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="Folder of ADBench-format .npz files.")
-    ] = Path("../shared/datasets/adbench"),
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Folder of ADBench-format .npz files. Default: $ANOMALIA_DATA_DIR/adbench if "
+            "set, else ../shared/datasets/adbench beside the anomalia checkout (here: "
+            f"{default_data_dir()}).",
+        ),
+    ] = None,
     dataset: Annotated[
         list[str] | None,
         typer.Option("--dataset", help="Only datasets whose name contains this (repeat)."),
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Results file (.csv or .parquet); resumed.")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Results file (.csv or .parquet); resumed: a finished job is reused while its "
+            "data file's SHA-256 and its detector's parameters are unchanged, else run again "
+            "(so are the rows of files written before hashes were recorded).",
+        ),
     ] = Path("bench-results.csv"),
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Jobs at once (-1: all cores).")] = -1,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Jobs at once. Default (or -1): the CPU cores this process may use "
+            f"(here: {available_cores()}).",
+        ),
+    ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds one job may take (0: no limit).")
     ] = 600.0,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads per job.")] = 1,
     reference_dir: Annotated[
-        Path, typer.Option("--reference-dir", help="Published figures to compare with.")
-    ] = Path("../shared/reference"),
+        Path | None,
+        typer.Option(
+            "--reference-dir",
+            help="Published figures to compare with. Default: reference beside the datasets "
+            f"folder above (here: {default_reference_dir()}).",
+        ),
+    ] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the figures.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     label_column: LabelColumn = None,
@@ -89,12 +116,13 @@ def bench(
 
     if out.suffix not in (".csv", ".parquet"):
         raise AnomaliaError(f"--out must end in .csv or .parquet, got {out.name}")
-    if jobs == 0 or jobs < -1 or threads < 1 or timeout < 0:
+    jobs = available_cores() if jobs is None or jobs == -1 else jobs
+    if jobs < 1 or threads < 1 or timeout < 0:
         raise AnomaliaError("--jobs must be -1 or >= 1, --threads >= 1, --timeout >= 0")
     datasets: dict[str, Path] = {}
     for item in data or ["adbench"]:
         if item == "adbench" and not Path(item).exists():
-            datasets.update(B.adbench_datasets(data_dir))
+            datasets.update(B.adbench_datasets(data_dir or default_data_dir()))
             continue
         spec = spec_from_options(
             item,
@@ -125,9 +153,12 @@ def bench(
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
     if not plan:
         raise AnomaliaError("nothing to run: no detector left")
-    done = B.read_results(out)
+    resumed = B.resume(B.read_results(out), plan)
+    if resumed.reused:
+        err_console.print(f"reusing {resumed.reused} finished jobs of {out}", highlight=False)
+    for note in resumed.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
     wanted_keys = {j.key() for j in plan}
-    n_done = len(set(B.keys(done)) & wanted_keys)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -136,7 +167,7 @@ def bench(
         console=err_console,
         disable=as_json,
     ) as bar:
-        task = bar.add_task("bench", total=len(plan), completed=n_done)
+        task = bar.add_task("bench", total=len(plan), completed=resumed.reused)
 
         def advance(row: dict) -> None:
             bar.update(task, advance=1, description=f"{row['dataset']} {row['detector']}")
@@ -151,6 +182,7 @@ def bench(
             )
             raise typer.Exit(130) from None
     df = df[[k in wanted_keys for k in B.keys(df)]]
+    reference_dir = reference_dir or default_reference_dir()
     summary = B.summarize(df, reference_dir=reference_dir if reference_dir.is_dir() else None)
     markdown = B.summary_markdown(summary)
     stem = out.with_suffix("")
