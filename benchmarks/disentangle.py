@@ -33,12 +33,12 @@ import torch
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
-from anomalia.datasets import read_mnist
+from anomalia.datasets import data_dir, read_mnist
 from anomalia.detectors.disentangle import DisentangleDetector, plot_swap_grid
 from anomalia.plots import save_figure
 
 ROOT = Path(__file__).resolve().parents[1]
-MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
+MNIST = data_dir() / "mnist"
 RESULTS = ROOT / "benchmarks" / "results"
 N_TRAIN, N_TEST = 8000, 2000
 

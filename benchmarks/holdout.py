@@ -25,7 +25,7 @@ import numpy as np
 
 from anomalia import datasets
 
-SHARED = Path("../shared/datasets")
+SHARED = datasets.data_dir()
 
 
 def _thin_anomalies(X: np.ndarray, y: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:

@@ -33,11 +33,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from anomalia import make_detector
-from anomalia.datasets import read_mnist, read_nsl_kdd
+from anomalia.datasets import data_dir, read_mnist, read_nsl_kdd
 
 ROOT = Path(__file__).resolve().parents[1]
-MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
-NSL_KDD = ROOT.parent / "shared" / "datasets" / "nsl-kdd"
+MNIST = data_dir() / "mnist"
+NSL_KDD = data_dir() / "nsl-kdd"
 RESULTS = ROOT / "benchmarks" / "results"
 SCORES = ("msp", "entropy", "energy", "mahalanobis")
 KNOWN = 6  # digits 0-5 are the known classes

@@ -23,10 +23,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import anomalia
-from anomalia.datasets import load, read_mnist
+from anomalia.datasets import data_dir, load, read_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
-MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
+MNIST = data_dir() / "mnist"
 
 
 def one_vs_rest(images, target, digit, train_share, seed):

@@ -36,11 +36,11 @@ from sklearn.decomposition import PCA
 
 import anomalia
 from anomalia.compression import CODECS, compress, decompress, mse_psnr
-from anomalia.datasets import read_mnist
+from anomalia.datasets import data_dir, read_mnist
 from anomalia.plots import plot_image_grid, save_figure
 
 ROOT = Path(__file__).resolve().parents[1]
-MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
+MNIST = data_dir() / "mnist"
 RESULTS = ROOT / "benchmarks" / "results"
 
 TITLES = {"mnist": "MNIST: 2,000 test images, 28x28", "digits": "digits: 400 test images, 8x8"}

@@ -43,12 +43,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import anomalia
-from anomalia.datasets import read_mnist
+from anomalia.datasets import data_dir, read_mnist
 from anomalia.plots import plot_codebook, plot_codes, save_figure
 from anomalia.represent import code_maps, code_usage, embed
 
 ROOT = Path(__file__).resolve().parents[1]
-MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
+MNIST = data_dir() / "mnist"
 RESULTS = ROOT / "benchmarks" / "results"
 
 #: One configuration for all code sizes: convolutional networks on the images.

@@ -36,7 +36,7 @@ from sklearn.metrics import roc_auc_score
 
 from anomalia import datasets, make_detector
 
-SHARED = Path("../shared/datasets")
+SHARED = datasets.data_dir()
 DETECTORS = {
     "gaussian": {},
     # batches of 256 rows: an epoch of 38,000 rows in 3 s, not 20 s (default 32 rows a step)

@@ -124,11 +124,13 @@ def combine(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    from anomalia.bench import default_data_dir
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--protocol", choices=["unsup", "clean"], default="clean")
     ap.add_argument("--members", nargs="*", default=None)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
-    ap.add_argument("--data-dir", type=Path, default=Path("../shared/datasets/adbench"))
+    ap.add_argument("--data-dir", type=Path, default=default_data_dir())
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--combine", action="store_true")
     ap.add_argument("--top", type=int, default=30)
