@@ -135,6 +135,23 @@ def test_global_rng_untouched_and_seed_repeatable():
 # -- images ---------------------------------------------------------------------------------
 
 
+def test_early_stopping_is_told_and_kept_in_stopped_epoch(tmp_path, caplog):
+    X = np.random.default_rng(0).normal(size=(200, 6))  # noise: the validation loss plateaus
+    det = make_detector("ae", hidden=(8,), epochs=200, patience=2, lr=0.03, batch_size=32,
+                        random_state=0)  # fmt: skip
+    with caplog.at_level("INFO", logger="anomalia.training"):
+        det.fit(X)
+    assert det.stopped_epoch_ == det.n_epochs_ < 200
+    assert caplog.messages == [
+        f"stopped at epoch {det.n_epochs_}: no improvement for 2 epochs; "
+        f"weights of epoch {det.n_epochs_ - 2} kept"
+    ]
+    det.save(tmp_path / "m.anomalia")
+    assert anomalia.load(tmp_path / "m.anomalia").stopped_epoch_ == det.stopped_epoch_
+    assert det.partial_fit(X[:50]).stopped_epoch_ is None  # updates never stop early
+    assert make_detector("ae", hidden=(8,), epochs=2).fit(X).stopped_epoch_ is None
+
+
 @pytest.fixture(scope="module")
 def digits_images():
     from sklearn.datasets import load_digits

@@ -308,6 +308,16 @@ def test_onehot_ignore_and_anomaly_value(tmp_path):
     assert "proto" in res.stderr
 
 
+def test_fit_says_when_early_stopping_ended_training(tmp_path, tables):
+    res = run("fit", tables["train"], "-d", "ae", "-p", "hidden=8,", "-p", "epochs=200",
+              "-p", "patience=2", "-p", "lr=0.03", "--label-column", "fraud",
+              "--out", tmp_path / "ae.anomalia")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    epoch = anomalia.load(tmp_path / "ae.anomalia").stopped_epoch_
+    assert 2 < epoch < 200
+    assert f"stopped at epoch {epoch}: no improvement for 2 epochs" in res.stdout
+
+
 def test_image_folder_fit_evaluate_with_reconstruction_grid(tmp_path):
     from PIL import Image
     from sklearn.datasets import load_digits

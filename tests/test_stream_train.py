@@ -225,3 +225,25 @@ def test_cli_streams_an_autoencoder_past_sample_rows(files, tmp_path, monkeypatc
     assert manifest["metadata"]["train_rows"] == 1470
     ds = read_table(paths["csv"], SPEC)
     assert roc_auc_score(ds.y, model.anomaly_score(ds.X)) > 0.9
+
+
+def test_streamed_early_stopping_ends_the_rows_bar_full_and_the_cli_says_so(
+    files, tmp_path, monkeypatch
+):
+    _, paths = files
+    monkeypatch.setattr(stream_train, "BUFFER_BYTES", 256 * 8 * 6)  # a 256-row buffer
+    quick = {"hidden": (2,), "epochs": 60, "patience": 1, "lr": 0.3, "validation_fraction": 0.5}
+    det = AEDetector(batch_size=32, random_state=0, **quick)
+    calls = []
+    result = fit_streaming(det, str(paths["parquet"]), SPEC, sample_rows=500,
+                           progress=lambda *a: calls.append(a))  # fmt: skip
+    assert result.streamed and det.stopped_epoch_ == det.n_epochs_ < 60
+    assert calls[-1][0] == calls[-1][1] == 1500 * (det.n_epochs_ + 1)  # the bar ends full
+    params = [x for k, v in quick.items() for x in ("-p", f"{k}={v}".replace("(2,)", "2,"))]
+    res = run("fit", paths["parquet"], "-d", "ae", "--label-column", "label", "--id-column",
+              "id", *params, "-p", "batch_size=32", "--sample-rows", 500,
+              "--out", tmp_path / "m.anomalia")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "streamed" in res.output
+    epoch = anomalia.load(tmp_path / "m.anomalia").stopped_epoch_
+    assert f"stopped at epoch {epoch}: no improvement for 1 epoch;" in res.output

@@ -13,7 +13,7 @@ from torch import nn  # noqa: E402
 
 from anomalia.errors import AnomaliaError, TrainingError  # noqa: E402
 from anomalia.models import ConvAE, ConvVQVAE, DenseAE, DenseVAE, DenseVQVAE  # noqa: E402
-from anomalia.training import TrainConfig, train  # noqa: E402
+from anomalia.training import TrainConfig, stop_message, stopped_epoch, train  # noqa: E402
 
 D = 6
 FAST = {"epochs": 4, "batch_size": 32, "lr": 1e-2}
@@ -202,6 +202,36 @@ def test_diverging_loss_raises():
     assert isinstance(info.value, AnomaliaError)  # one line, exit 2 in the CLI
     assert "\n" not in str(info.value)
     assert not model.training
+
+
+def test_early_stopping_says_so_logs_it_and_ends_the_bar_full(caplog, capsys, monkeypatch):
+    from rich.progress import Progress
+
+    updates = []
+    real_update = Progress.update
+
+    def record(self, task, **kw):
+        real_update(self, task, **kw)
+        updates.append((self.tasks[0].completed, self.tasks[0].total))
+
+    monkeypatch.setattr(Progress, "update", record)
+    X = torch.randn(200, D, generator=torch.Generator().manual_seed(0))  # noise: plateaus fast
+    config = TrainConfig(epochs=200, batch_size=32, lr=3e-2, patience=3, validation_fraction=0.3,
+                         verbose=True)  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = DenseAE(D, hidden=(8,), bottleneck=1)
+    with caplog.at_level("INFO", logger="anomalia.training"):
+        history = train(model, X, config)
+    n = len(history["train_loss"])
+    assert n < 200 and stopped_epoch(history, config) == n
+    message = f"stopped at epoch {n}: no improvement for 3 epochs; weights of epoch {n - 3} kept"
+    assert stop_message(n, 3) == message
+    assert [r.getMessage() for r in caplog.records] == [message]
+    assert message in capsys.readouterr().out  # verbose: printed, the bar being transient
+    assert updates[-1] == (n, n)  # the bar ended full, not at n of 200
+    full = TrainConfig(epochs=3, batch_size=32, patience=None)
+    assert stopped_epoch(train(model, X, full), full) is None
 
 
 def test_verbose_progress_runs():

@@ -10,6 +10,11 @@ seeded with :attr:`TrainConfig.seed`; the global RNG (which only dropout uses) i
 seeded from it and restored, so ``train`` leaves the caller's RNG state untouched and the
 same seed gives bitwise-identical weights on CPU.
 
+When early stopping ends training before ``epochs``, :func:`train` says so: the message of
+:func:`stop_message` ("stopped at epoch 54: no improvement for 10 epochs; ...") is logged at
+INFO level on the ``anomalia.training`` logger and, with ``verbose``, printed where the
+progress bar was, the bar first completed; the detectors keep the epoch in ``stopped_epoch_``.
+
 To continue training later (``partial_fit``), make the optimiser with :func:`make_optimizer`,
 pass it to :func:`train`, and keep its state: :func:`optimizer_arrays` flattens it into
 plain arrays (saved with a model) and :func:`restore_optimizer` rebuilds it from them.
@@ -44,6 +49,8 @@ __all__ = [
     "optimizer_arrays",
     "restore_optimizer",
     "shuffled_batches",
+    "stop_message",
+    "stopped_epoch",
     "train",
     "train_stream",
 ]
@@ -177,6 +184,23 @@ class TrainConfig:
         for name, ok, expected in checks:
             if not ok:
                 raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+
+
+def stop_message(epoch: int, patience: int) -> str:
+    """What early stopping at ``epoch`` (counted from 1) after ``patience`` epochs without a
+    lower validation loss says: the weights kept are those of the best epoch."""
+    return (
+        f"stopped at epoch {epoch}: no improvement for {patience} epoch{'s' * (patience != 1)}; "
+        f"weights of epoch {epoch - patience} kept"
+    )
+
+
+def stopped_epoch(history: dict[str, list[float]], config: TrainConfig) -> int | None:
+    """The epoch (counted from 1) at which early stopping ended the training that gave
+    ``history`` under ``config``, or None if it ran all ``config.epochs`` (only early
+    stopping ends it sooner)."""
+    n = len(history["train_loss"])
+    return n if n < config.epochs else None
 
 
 def _trainable(module: nn.Module) -> list[nn.Parameter]:
@@ -413,10 +437,11 @@ def train(
     Returns
     -------
     dict of str to list of float
-        One entry per epoch run: ``"train_loss"`` (mean of the batch losses),
+        One entry per epoch run (fewer than ``config.epochs`` when early stopping ended
+        training: see :func:`stopped_epoch`): ``"train_loss"`` (mean of the batch losses),
         ``"val_loss"`` (mean per-sample loss of the validation rows; only with
         validation), ``"epoch_seconds"``, and ``"n_dropped"`` (rows given weight 0; only
-        in robust mode).
+        in robust mode). Early stopping logs :func:`stop_message`.
 
     Raises
     ------
@@ -703,7 +728,12 @@ def _fit(
                 progress.update(task, advance=1, description=f"epoch {epoch + 1}: {shown}")
             for callback in callbacks:
                 callback(epoch, dict(logs))
-            if stop:
+            if stop and epoch + 1 < config.epochs:
+                message = stop_message(epoch + 1, config.patience or 0)
+                logger.info(message)
+                if progress is not None and task is not None:  # the bar ends full, then says why
+                    progress.update(task, total=epoch + 1, completed=epoch + 1)
+                    progress.console.print(message, highlight=False, soft_wrap=True)
                 break
 
     if best_state is not None:

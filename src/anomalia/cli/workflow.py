@@ -143,6 +143,7 @@ def _fit_streamed(
     from ..io import dataset_from_frame
     from ..stream import fit_streaming, sample
     from ..stream._train import SAMPLE_ROWS as STREAM_SAMPLE_ROWS
+    from ..training import stop_message
 
     n = sample_rows or SAMPLE_ROWS.get(detector, DEFAULT_SAMPLE_ROWS)
     if spec.categorical == "onehot":  # categories from a uniform sample, not the first batch
@@ -175,6 +176,10 @@ def _fit_streamed(
         )
     else:
         console.print(f"read whole: the file fits a buffer of {result.buffer_rows} rows")
+    if det.stopped_epoch_ is not None:  # verbose is off here: the rows bar showed progress
+        console.print(
+            stop_message(det.stopped_epoch_, det.patience), highlight=False, soft_wrap=True
+        )
     if getattr(det, "code_usage_", None) is not None:  # vqvae: how the codebook is used
         from ..represent import codebook_summary
 

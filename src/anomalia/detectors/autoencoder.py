@@ -49,6 +49,7 @@ from ..training import (
     optimizer_arrays,
     restore_optimizer,
     shuffled_batches,
+    stopped_epoch,
     train,
     train_stream,
 )
@@ -182,8 +183,8 @@ class _AutoEncoderBase(IncrementalMixin, TransformerMixin, TorchDetector):
         self.module_ = self._new_module()
         config = self._train_config()
         optimizer = make_optimizer(self.module_, config)
-        self.history_ = train(self.module_, self._tensor(X), config, optimizer=optimizer)
-        self.n_epochs_ = len(self.history_["train_loss"])
+        history = train(self.module_, self._tensor(X), config, optimizer=optimizer)
+        self._keep_history(history, config)
         self._keep_optimizer(optimizer)
         self.n_updates_ = 0
         self._fitted_on(X)
@@ -296,8 +297,8 @@ class _AutoEncoderBase(IncrementalMixin, TransformerMixin, TorchDetector):
                 logs["n_dropped"] += int((w == 0).sum())
                 yield x, w
 
-        self.history_ = train_stream(self.module_, source, config, X_val=X_val, optimizer=optimizer)
-        self.n_epochs_ = len(self.history_["train_loss"])
+        history = train_stream(self.module_, source, config, X_val=X_val, optimizer=optimizer)
+        self._keep_history(history, config)
         self._keep_optimizer(optimizer)
         self.n_updates_ = 0
         self._fitted_on(Xs)
@@ -307,6 +308,11 @@ class _AutoEncoderBase(IncrementalMixin, TransformerMixin, TorchDetector):
         return self
 
     # -- keep learning -----------------------------------------------------------------------
+    def _keep_history(self, history: dict[str, list[float]], config: TrainConfig) -> None:
+        self.history_ = history
+        self.n_epochs_ = len(history["train_loss"])
+        self.stopped_epoch_ = stopped_epoch(history, config)
+
     def _keep_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         arrays = optimizer_arrays(self.module_, optimizer)
         self.optimizer_steps_ = arrays["steps"]
@@ -337,8 +343,8 @@ class _AutoEncoderBase(IncrementalMixin, TransformerMixin, TorchDetector):
             optimizer = restore_optimizer(self.module_, config, self._optimizer_state())
         else:  # a model saved before optimiser state was kept: start it afresh
             optimizer = make_optimizer(self.module_, config)
-        self.history_ = train(self.module_, self._tensor(X), config, optimizer=optimizer)
-        self.n_epochs_ = len(self.history_["train_loss"])
+        history = train(self.module_, self._tensor(X), config, optimizer=optimizer)
+        self._keep_history(history, config)
         self._keep_optimizer(optimizer)
         self.n_updates_ = getattr(self, "n_updates_", 0) + 1
 
@@ -532,6 +538,13 @@ class AEDetector(_AutoEncoderBase):
     history_ : dict of list of float
         Per-epoch ``train_loss``, ``val_loss``, ``epoch_seconds`` of the latest training
         (``fit``, or the latest ``partial_fit``: no ``val_loss`` there).
+    n_epochs_ : int
+        Epochs the latest training ran.
+    stopped_epoch_ : int or None
+        The epoch (from 1) at which early stopping ended ``fit``, keeping the weights of
+        ``patience`` epochs before; None when it ran all ``epochs`` (and after
+        ``partial_fit``, which never stops early). ``verbose=True`` prints the message of
+        :func:`anomalia.training.stop_message`, and the ``anomalia.training`` logger logs it.
     n_updates_ : int
         ``partial_fit`` calls since ``fit``.
     optimizer_steps_, optimizer_exp_avg_, optimizer_exp_avg_sq_ : ndarray

@@ -26,7 +26,7 @@ from sklearn.utils.validation import (
 
 from .._utils.validation import check_fraction, check_int, check_option
 from ..models.classifier import CNNClassifierNet, MLPClassifierNet, PackedLabels, logit_scores
-from ..training import TrainConfig, train
+from ..training import TrainConfig, stopped_epoch, train
 from ._torch import SCORE_BATCH, TorchDetector, auto_batch_size, module_from_state, seed_from
 
 SCORES = ("msp", "entropy", "energy", "mahalanobis")
@@ -40,6 +40,7 @@ _FITTED_PARTS = (
     "classifier_",
     "history_",
     "n_epochs_",
+    "stopped_epoch_",
     "batch_size_",
     "input_shift_",
     "input_scale_",
@@ -142,6 +143,9 @@ class ConfidenceDetector(TorchDetector):
         Training history of the network (see :func:`anomalia.training.train`).
     n_epochs_ : int
         Epochs run.
+    stopped_epoch_ : int or None
+        The epoch (from 1) at which early stopping ended training, or None (all ``epochs``
+        ran); see :func:`anomalia.training.stop_message`.
     input_shift_, input_scale_ : ndarray
         Scaling of the inputs of the built-in networks.
     image_shape_ : tuple of int or None
@@ -394,6 +398,7 @@ class ConfidenceDetector(TorchDetector):
         )
         self.history_ = train(PackedLabels(net, inputs.shape[1:]), packed, config)
         self.n_epochs_ = len(self.history_["train_loss"])
+        self.stopped_epoch_ = stopped_epoch(self.history_, config)
         # scores in float64: batch composition then cannot change them (float32 drifts ~1e-7)
         self.module_ = net.double().eval()
 

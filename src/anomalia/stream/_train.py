@@ -148,8 +148,8 @@ def fit_streaming(
         most a quarter of ``buffer_rows`` at a time.
     progress : callable, optional
         Called as ``progress(rows_read, rows_total_or_None)`` after each batch, counting
-        the rows of every pass (the total assumes all epochs run; early stopping may end
-        sooner).
+        the rows of every pass (the total assumes all epochs run; when early stopping ends
+        them sooner, a last call gives the rows read as the total, so a bar ends full).
 
     Returns
     -------
@@ -253,4 +253,6 @@ def fit_streaming(
         validation=pd.DataFrame(reservoir[val_slots, :-1], columns=names),
         buffer_rows=cap,
     )
+    if progress is not None:  # early stopping ends the passes before the total assumed
+        progress(done["rows"], done["rows"])
     return StreamedFit(n_train, n_read, fitted, True, cap, len(reservoir) - n_val, n_val)
