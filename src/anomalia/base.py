@@ -109,6 +109,11 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """Validate input; subclasses for images override this to accept more dimensions."""
         if not reset and (ready := self._ready_table(X, (np.float64,))) is not None:
             return ready
+        if isinstance(X, str | os.PathLike):
+            raise DataError(
+                f"{type(self).__name__} takes a table (rows x features), not a path ({str(X)!r}):"
+                " read the file first, e.g. anomalia.io.read_table(path).X"
+            )
         shape = getattr(X, "shape", ())
         if len(shape) > 2:  # before validate_data, which would first warn about feature names
             raise DataError(

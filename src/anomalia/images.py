@@ -60,13 +60,19 @@ def read_image_folder(
     Returns
     -------
     Dataset
-        ``X``: uint8 array (n, H, W) for grey images or (n, 3, H, W) for colour images;
+        ``X``: uint8 array (n, H, W) for grey images or (n, 3, H, W) for colour images,
+        in the order of the files' paths relative to the folder (sorted);
         ``ids``: file paths relative to the folder; ``labels``: sub-folder names (or None);
         ``y``: 0/1 when labels and a normal/anomaly value are known.
     """
     fields = {**(spec.to_dict() if spec else {}), **spec_fields}
     anomaly_value, normal_value = fields.get("anomaly_value"), fields.get("normal_value")
     folder = Path(path)
+    if folder.is_file():
+        raise DataError(
+            f"{folder} is a file, not a folder of images: give the folder that holds the "
+            "images (a table: read it with anomalia.io.read_table(path).X)"
+        )
     if not folder.is_dir():
         raise DataError(f"image folder not found: {folder}")
     files = image_files(folder)

@@ -1,14 +1,16 @@
 """Input handling shared by the PyTorch detectors: tables and images, validated and scaled.
 
 Tables are 2-D (n_samples, n_features). Images are (n, H, W) or (n, C, H, W) arrays, kept as
-(n, C, H, W). Scaling is fitted on the training data and saved with the model: per feature for
-tables (standardisation), one shift and scale for all pixels of images.
+(n, C, H, W), or the path of a folder of image files (:func:`images_of_folder`). Scaling is
+fitted on the training data and saved with the model: per feature for tables
+(standardisation), one shift and scale for all pixels of images.
 """
 
 from __future__ import annotations
 
 import copy
 import numbers
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -80,6 +82,17 @@ def _measure_rows(module: Any, row_shape: tuple[int, ...], budget: int) -> int:
     return int(np.clip(budget // per_row, 64, SCORE_BATCH))
 
 
+def images_of_folder(X: Any) -> Any:
+    """``X`` itself, or, when it is a path (``str`` or ``os.PathLike``), the images of that
+    folder as :func:`anomalia.images.read_image_folder` reads them for the CLI: uint8
+    (n, H, W) grey or (n, 3, H, W) colour, in sorted file order (sub-folders included)."""
+    if not isinstance(X, str | os.PathLike):
+        return X
+    from ..images import read_image_folder
+
+    return read_image_folder(X).X
+
+
 def auto_batch_size(n_rows: int) -> int:
     """Default batch: 32 rows (best on small tables), growing so that an epoch of a large
     table stays near 1,000 optimisation steps: clip(n_rows // 1000, 32, 1024)."""
@@ -139,6 +152,7 @@ class TorchDetector(BaseDetector):
 
     @input_errors_as_data_errors()  # sklearn's and numpy's ValueErrors are DataErrors
     def _validate(self, X: ArrayLike, *, reset: bool) -> NDArray[np.float64]:
+        X = images_of_folder(X)  # a folder of PNG/JPEG files, as in the CLI
         min_rows = 2 if reset else 1
         if not reset and (ready := self._ready_table(X, FLOATS)) is not None:
             return ready if self.image_shape_ is None else ready.reshape(-1, *self.image_shape_)

@@ -8,7 +8,9 @@ input validation and scaling (saved with the model), seeding, batched scoring un
 
 Tables are 2-D arrays (n_samples, n_features) and use dense networks. Images are
 (n, H, W) or (n, C, H, W) arrays, or flat rows with ``image_shape`` set, and use convolutional
-networks (``architecture="auto"`` picks by the input).
+networks (``architecture="auto"`` picks by the input). Wherever a method takes ``X``, the
+path of a folder of PNG/JPEG files does too (``fit("images/train")``): its images, read as
+the CLI reads them (:func:`anomalia.images.read_image_folder`, sorted by path).
 
 They keep learning with ``partial_fit(X)``: the first call on an unfitted detector is ``fit``;
 each later call trains ``update_epochs`` more epochs on the new rows alone, with the loss of
@@ -57,6 +59,7 @@ from ._torch import (
     SCORE_BATCH,
     TorchDetector,
     auto_batch_size,
+    images_of_folder,
     module_from_state,
     rows_within,
     seed_from,
@@ -381,6 +384,7 @@ class _AutoEncoderBase(IncrementalMixin, TransformerMixin, TorchDetector):
     # -- beyond the contract -----------------------------------------------------------------
     def _checked(self, X: ArrayLike) -> tuple[NDArray[np.float64], int]:
         check_is_fitted(self)
+        X = images_of_folder(X)  # before its dimensions decide the shape of the output
         ndim = 2 if hasattr(X, "iloc") else np.asarray(X).ndim
         return self._validate(X, reset=False), ndim
 
