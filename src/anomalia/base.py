@@ -8,6 +8,11 @@ Orientation follows scikit-learn:
 * :meth:`BaseDetector.decision_function` -- ``threshold_ - anomaly_score``: negative means anomaly.
 * :meth:`BaseDetector.predict` -- ``+1`` normal, ``-1`` anomaly.
 
+For users of PyOD, fitting also keeps ``decision_scores_`` (the training scores, PyOD's
+orientation: higher = more anomalous) and gives ``labels_`` (0/1 under ``threshold_``),
+:meth:`BaseDetector.predict_proba` and :meth:`BaseDetector.predict_confidence` as PyOD
+defines them; ``decision_function`` and ``predict`` keep scikit-learn's orientation.
+
 Thresholding lives in one place, ``threshold_`` (in anomaly-score units):
 
 * ``contamination=None`` (default): ``threshold_`` is the 99th percentile of the training
@@ -34,7 +39,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import thresholds
-from ._utils.validation import check_fraction, input_errors_as_data_errors
+from ._utils.validation import check_fraction, check_option, input_errors_as_data_errors
 from .errors import AnomaliaError, DataError
 
 #: Share of clean training data flagged when ``contamination`` is None.
@@ -50,6 +55,23 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     Subclasses implement ``_fit(X)`` and ``_anomaly_score(X)`` on validated arrays and list
     their own parameter checks in ``_check_params``. They never override the public methods.
+
+    Every fitted detector has these attributes (and its own, in its docstring):
+
+    Attributes
+    ----------
+    threshold_ : float
+        Anomaly-score threshold: a row scoring above it is an anomaly.
+    calibration_ : dict
+        How ``threshold_`` was set: ``{"strategy": "default" | "contamination", "rate": r}``
+        by ``fit``, the strategy and its options by :meth:`calibrate`.
+    decision_scores_ : ndarray of shape (n_rows,), float64
+        Anomaly scores of the rows the threshold was set on (PyOD's name): the training rows
+        (nearest-neighbour detectors score each leaving itself out); after
+        :meth:`IncrementalMixin.partial_fit` the rows it set the threshold on. Kept in the
+        model file: 8 bytes per row.
+    labels_ : ndarray of shape (n_rows,), int64
+        1 where ``decision_scores_ > threshold_``, else 0 (PyOD's name; computed, not kept).
     """
 
     #: Registry name (``make_detector(name)``); set by each concrete detector.
@@ -246,6 +268,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         self._check_scores(X, train_scores)
         rate = DEFAULT_FALSE_ALARM_RATE if self.contamination is None else self.contamination
         self.threshold_ = float(np.quantile(train_scores, 1.0 - rate))
+        self.decision_scores_ = train_scores
         self.calibration_: dict[str, Any] = {
             "strategy": "contamination" if self.contamination is not None else "default",
             "rate": rate,
@@ -309,6 +332,97 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def offset_(self) -> float:
         """scikit-learn's offset: ``decision_function = score_samples - offset_``."""
         return -self.threshold_
+
+    # -- PyOD's names ------------------------------------------------------------------
+    @property
+    def labels_(self) -> NDArray[np.int64]:
+        """PyOD's training labels: 1 where ``decision_scores_`` is above ``threshold_``, else 0.
+
+        Computed from the current ``threshold_``, so it follows :meth:`calibrate`.
+        """
+        return (self._kept_training_scores() > self.threshold_).astype(np.int64)
+
+    def _kept_training_scores(self) -> NDArray[np.float64]:
+        check_is_fitted(self)
+        scores = getattr(self, "decision_scores_", None)
+        if scores is None:
+            raise AnomaliaError(
+                f"this {type(self).__name__} keeps no training scores (decision_scores_): it "
+                "was saved by an older anomalia; fit it again"
+            )
+        return scores
+
+    def predict_proba(self, X: ArrayLike, method: str = "linear") -> NDArray[np.float64]:
+        """Probability of each row being normal and anomalous, as PyOD defines it.
+
+        Not a calibrated probability: a monotone map of :meth:`anomaly_score` onto [0, 1] by
+        the training scores ``decision_scores_``, independent of ``threshold_`` (a row can
+        get more than 0.5 and still be predicted normal).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score, with the training columns in the training order.
+        method : {"linear", "unify"}, default="linear"
+            ``"linear"``: min-max scaling by the lowest and highest training score, clipped to
+            [0, 1]. ``"unify"``: the Gaussian unification of Kriegel et al. (2011),
+            ``erf((score - mean) / (std * sqrt(2)))`` with the mean and standard deviation of
+            the training scores, clipped to [0, 1] (a row below the training mean gets 0).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2), float64
+            Column 0: probability of normal; column 1: of anomaly. Rows sum to 1.
+        """
+        from scipy.special import erf
+
+        check_option("method", method, ("linear", "unify"))
+        scores = self.anomaly_score(X)  # checks fitted state first
+        train = self._kept_training_scores()
+        if method == "linear":  # scikit-learn's MinMaxScaler, which PyOD uses
+            low, span = train.min(), train.max() - train.min()
+            p = (scores - low) / (span if span >= 10 * np.finfo(np.float64).eps else 1.0)
+        else:  # constant training scores: 0 at their value, 1 above it
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = (scores - train.mean()) / (train.std() * np.sqrt(2.0))
+            p = erf(np.where(np.isnan(z), 0.0, z))
+        p = np.clip(p, 0.0, 1.0)
+        return np.column_stack([1.0 - p, p])
+
+    def predict_confidence(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Confidence in each row's prediction under other training sets, as PyOD's ExCeeD.
+
+        Perini et al. (2020): with ``n`` training scores, of which ``k`` lie at or below the
+        row's score, the posterior probability of the row ranking as an anomaly is
+        ``p = (1 + k) / (2 + n)``, and the confidence that it is flagged is
+        ``1 - BinomCDF(n - m; n, p)``, ``m`` the number of training rows the threshold is
+        meant to flag: ``int(n * contamination)`` when ``threshold_`` comes from
+        ``contamination`` (as in PyOD), else the training rows above the current
+        ``threshold_``. For a row predicted normal the confidence is one minus that. Costs a
+        sort of ``decision_scores_`` per call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score, with the training columns in the training order.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), float64
+            Confidence in [0, 1] in the prediction :meth:`predict` makes.
+        """
+        from scipy.stats import binom
+
+        scores = self.anomaly_score(X)
+        train = np.sort(self._kept_training_scores())
+        n = len(train)
+        posterior = (1.0 + np.searchsorted(train, scores, side="right")) / (2.0 + n)
+        if self.calibration_.get("strategy") == "contamination" and self.contamination:
+            m = int(n * self.contamination)
+        else:
+            m = int(np.count_nonzero(train > self.threshold_))
+        confidence = 1.0 - binom.cdf(n - m, n, posterior)
+        return np.where(scores > self.threshold_, confidence, 1.0 - confidence)
 
     def calibrate(
         self,

@@ -158,7 +158,14 @@ class EnsembleDetector(IncrementalMixin, BaseDetector):
             scores[:, ~out] = np.stack([m._fit_scored(X[~out]) for m in self.detectors_])
             self._fit_normalization(scores[:, ~out])
             scores[:, out] = np.stack([m.anomaly_score(X[out]) for m in self.detectors_])
+        self._drop_member_scores()
         return self._combine(scores)  # the training scores the threshold is set on
+
+    def _drop_member_scores(self) -> None:
+        """Members keep no ``decision_scores_``: the ensemble's own are the ones users read,
+        and each copy would cost 8 bytes per training row in the model file."""
+        for member in self.detectors_:
+            member.__dict__.pop("decision_scores_", None)
 
     def _check_can_update(self) -> None:
         """Name the first member that cannot ``partial_fit``, before any member changes."""
@@ -178,6 +185,7 @@ class EnsembleDetector(IncrementalMixin, BaseDetector):
             keep[np.argsort(self._anomaly_score(X), kind="stable")[-n_out:]] = False
             X = X[keep]
         self._fit_normalization([m._partial_fit_scored(X) for m in self.detectors_])
+        self._drop_member_scores()
 
     def _fit_normalization(self, scores: Sequence[NDArray[np.float64]]) -> None:
         """Each member's normalisation from its training scores (one row per member)."""

@@ -451,6 +451,14 @@ def _unpack(part: dict[str, Any], blobs: dict[str, bytes]) -> Any:
         setattr(detector, key, subs)
     if any(not any(n.startswith(f"nested/{k}/") for k in part["nested"]) for n in nested_blobs):
         raise ModelFileError("a nested member belongs to no ensemble member")
+    scores = getattr(detector, "decision_scores_", None)  # absent from older files
+    if scores is not None and not (
+        isinstance(scores, np.ndarray)
+        and scores.dtype == np.float64
+        and scores.ndim == 1
+        and scores.size
+    ):
+        raise ModelFileError("decision_scores_ must be a non-empty 1-D float64 array")
     detector._check_restored()  # state the probe score does not use (e.g. for partial_fit)
     return detector
 
