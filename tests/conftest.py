@@ -17,6 +17,7 @@ FAST_PARAMS: dict[str, dict] = {
     "ocsvm": {},
     "iforest": {"n_estimators": 25, "random_state": 0},
     "knn": {"n_neighbors": 5},
+    "lof": {"n_neighbors": 10},
     "ensemble": {"detectors": ("knn", "gaussian"), "random_state": 0},
     "default": {
         "detectors": (

@@ -150,3 +150,45 @@ def test_nearest_distances_survive_large_offsets_and_float32_overflow():
     X[:, 0] = 1e20 + 1e18 * rng.normal(size=500)
     huge = KNNDetector(scale=False, n_neighbors=1).fit(X)
     assert np.all(huge.anomaly_score(X[:5] + 1e-2) < 1e18)  # not a far row's distance
+
+
+# -- local outlier factor --------------------------------------------------------------------
+def test_lof_is_scikit_learns_novelty_lof_on_standardised_rows():
+    """Two clusters of different densities: LOF judges a row by its neighbours' density,
+    so a point as far from the tight cluster as the wide cluster's rows are from theirs is
+    an anomaly there and not in the wide one."""
+    from sklearn.neighbors import LocalOutlierFactor
+    from sklearn.preprocessing import StandardScaler
+
+    from anomalia.detectors.classical import LOFDetector
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 0.1, size=(150, 2)), rng.normal(5, 1.0, size=(150, 2))])
+    T = np.array([[0.0, 0.8], [5.0, 5.8]])  # 0.8 from each centre
+    det = LOFDetector(n_neighbors=10).fit(X)
+    scaler = StandardScaler().fit(X)
+    ref = LocalOutlierFactor(n_neighbors=10, novelty=True).fit(scaler.transform(X))
+    np.testing.assert_allclose(det.anomaly_score(T), -ref.score_samples(scaler.transform(T)))
+    # training rows are scored leaving themselves out, as scikit-learn's fit_predict
+    np.testing.assert_allclose(det.decision_scores_, -ref.negative_outlier_factor_)
+    assert det.predict(T).tolist() == [-1, 1]
+    unscaled = LOFDetector(n_neighbors=10, scale=False).fit(X)
+    ref = LocalOutlierFactor(n_neighbors=10, novelty=True).fit(X)
+    np.testing.assert_allclose(unscaled.anomaly_score(T), -ref.score_samples(T))
+
+
+def test_lof_caps_its_neighbours_and_subsamples():
+    from anomalia.detectors.classical import LOFDetector
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3))
+    small = LOFDetector().fit(X[:5])  # 20 neighbours asked, 4 exist: no warning
+    assert small.estimator_.n_neighbors == 4
+    sub = LOFDetector(max_samples=50, random_state=0).fit(X)
+    assert sub.estimator_.n_samples_fit_ == 50
+    np.testing.assert_array_equal(sub.decision_scores_, sub.anomaly_score(X))
+    again = LOFDetector(max_samples=50, random_state=0).fit(X)
+    np.testing.assert_array_equal(again.anomaly_score(X), sub.anomaly_score(X))
+    for params, match in [({"n_neighbors": 0}, "n_neighbors"), ({"max_samples": 1}, "max_samples")]:
+        with pytest.raises(ValueError, match=match):
+            LOFDetector(**params).fit(X)

@@ -177,7 +177,7 @@ def test_demo(tmp_path):
 def test_listings():
     assert "breast-cancer" in run("datasets").output
     out = run("detectors").output
-    assert all(n in out for n in ("gaussian", "ocsvm", "iforest"))
+    assert all(n in out for n in ("gaussian", "ocsvm", "iforest", "lof"))
 
 
 # -- bad input: one line on stderr naming the problem, exit 2, nothing written ---------------
@@ -830,3 +830,19 @@ def test_calibrate_without_options_uses_the_documented_defaults(
     assert shown in res.output and "on the dev set" in res.output
     if strategy == "cost":
         assert "cost " in res.output.split("on the dev set")[1]
+
+
+def test_lof_from_the_command_line(tmp_path, tables):
+    path = tmp_path / "lof.anomalia"
+    res = run("fit", tables["train"], "-d", "lof", "-p", "n_neighbors=15",
+              "--label-column", "fraud", "--id-column", "txn", "--out", path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = run("score", path, tables["test"], "--out", tmp_path / "s.csv")
+    assert res.exit_code == 0, res.output
+    scores = pd.read_csv(tmp_path / "s.csv")
+    det = anomalia.load(path)
+    assert det.name == "lof" and det.estimator_.n_neighbors == 15
+    test = pd.read_csv(tables["test"])
+    expected = det.anomaly_score(test[["amount", "age", "hour"]])
+    np.testing.assert_allclose(scores.anomaly_score, expected, rtol=1e-12)
+    assert roc_auc_score(test.fraud, scores.anomaly_score) > 0.95

@@ -360,6 +360,20 @@ def test_confidence_is_refused(cancer):
         to_onnx(det)
 
 
+def test_lof_is_refused(cancer, tmp_path):
+    from anomalia.cli.app import app
+
+    train, _ = cancer
+    det = make_detector("lof").fit(train)
+    kind = r"LOFDetector \(lof\)"
+    with pytest.raises(AnomaliaError, match=rf"cannot export {kind} to ONNX"):
+        to_onnx(det)
+    det.save(tmp_path / "m.anomalia")
+    out = tmp_path / "m.onnx"
+    res = CliRunner().invoke(app, ["export", str(tmp_path / "m.anomalia"), "--out", str(out)])
+    assert res.exit_code == 2 and "cannot export" in res.output and not out.exists()
+
+
 # -- metadata ----------------------------------------------------------------------------------
 def meta(model):
     return {p.key: p.value for p in model.metadata_props}

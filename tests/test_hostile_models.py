@@ -50,6 +50,7 @@ MODELS: dict[str, dict[str, Any]] = {
     "nested": {},  # an ensemble of four members (ensembles cannot nest deeper)
     "confidence": {},
     "conv-ae": {},
+    "lof": {},
 }
 SWAPS: list[Any] = ["abc", -5, 1e9, None, [1], {}, True]
 

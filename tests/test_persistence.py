@@ -217,7 +217,7 @@ def test_a_classifier_with_compiled_trees_is_refused_when_saving(tmp_path, blobs
     assert not (tmp_path / "m.anomalia").exists()
 
 
-@pytest.mark.parametrize("name", ["iforest", "knn", "ocsvm", "gaussian"])
+@pytest.mark.parametrize("name", ["iforest", "knn", "lof", "ocsvm", "gaussian"])
 def test_scikit_learn_parts_round_trip_exactly(tmp_path, blobs, name):
     det = make_detector(name, random_state=0) if name != "gaussian" else make_detector(name)
     det.fit(blobs[0]).save(tmp_path / "m")
@@ -225,3 +225,29 @@ def test_scikit_learn_parts_round_trip_exactly(tmp_path, blobs, name):
         assert not any(n.endswith(".skops") for n in zf.namelist())
     back = anomalia.load(tmp_path / "m")
     np.testing.assert_array_equal(back.anomaly_score(blobs[1]), det.anomaly_score(blobs[1]))
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        ({"novelty": False}, "must be a novelty one"),
+        ({"metric": "precomputed"}, "named metric"),
+        ({"n_neighbors": 300}, "300 neighbours for 300 rows"),
+        ({"n_neighbors": "x"}, "invalid LocalOutlierFactor parameters"),
+    ],
+)
+def test_a_local_outlier_factor_is_rebuilt_from_its_rows_only(tmp_path, blobs, edit, match):
+    path = tmp_path / "lof.anomalia"
+    make_detector("lof").fit(blobs[0]).save(path)
+    manifest = json.loads(zipfile.ZipFile(path).read("manifest.json"))
+    spec = manifest["sklearn"]["estimator_"]
+    assert spec["class"] == "LocalOutlierFactor" and spec["params"]["novelty"] is True
+
+    def tamper(b):
+        m = json.loads(b)
+        m["sklearn"]["estimator_"]["params"].update(edit)
+        return json.dumps(m).encode()
+
+    _rewrite(path, "manifest.json", tamper)
+    with pytest.raises(ModelFileError, match=match):
+        anomalia.load(path)

@@ -50,6 +50,12 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
         "data of moderate size; among the strongest on tabular benchmarks.",
         {},
     ),
+    "lof": (
+        "anomalia.detectors.classical:LOFDetector",
+        "local outlier factor (scikit-learn's, novelty mode) on standardised features: a "
+        "row's k-NN density against its neighbours'. Clusters of different densities.",
+        {},
+    ),
     "ensemble": (
         "anomalia.detectors.ensemble:EnsembleDetector",
         "average of several detectors' scores, each normalised on its training scores. "

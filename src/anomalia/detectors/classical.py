@@ -1,6 +1,7 @@
 """The lecture's detectors without labels: Gaussian by maximum likelihood, one-class SVM,
-isolation forest, k nearest neighbours. The last three wrap scikit-learn; the Gaussian is a few
-lines of linear algebra on top of scikit-learn's covariance estimators."""
+isolation forest, k nearest neighbours, local outlier factor. The last four wrap
+scikit-learn; the Gaussian is a few lines of linear algebra on top of scikit-learn's
+covariance estimators."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from numpy.typing import NDArray
 from scipy.linalg import cho_factor, solve_triangular
 from sklearn.covariance import ledoit_wolf_shrinkage
 from sklearn.ensemble import IsolationForest
-from sklearn.neighbors import NearestNeighbors
+from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
@@ -686,6 +687,95 @@ class KNNDetector(ReservoirMixin, _ScaledSample):
             return self._anomaly_score(X)
         # each indexed row left out of its own neighbours
         return self._reduce(nearest_distances(self.estimator_, None, self.n_neighbors_))
+
+
+class LOFDetector(_ScaledSample):
+    """Local outlier factor: scikit-learn's :class:`~sklearn.neighbors.LocalOutlierFactor`
+    in novelty mode, on standardised features.
+
+    Breunig et al. (2000): the local reachability density of a row is the inverse of its
+    mean reachability distance to its ``k`` nearest training rows; its anomaly score, the
+    LOF, is the mean density of those neighbours divided by its own. About 1 inside a
+    cluster, whatever the cluster's density; well above 1 for a row in a sparser place than
+    its neighbours. Use it where normal data forms clusters of different densities, which a
+    single distance (``knn``) misjudges. Training rows are scored leaving themselves out
+    (scikit-learn's ``negative_outlier_factor_``), so the threshold is not biased low. Cost
+    as ``knn``: the training rows in memory and a neighbour search per scored row; loading a
+    model file recomputes the training rows' neighbourhoods (a neighbour search over them).
+
+    Parameters
+    ----------
+    n_neighbors : int, default=20
+        ``k``: the neighbourhood size (scikit-learn's and PyOD's default). Capped at the
+        training rows minus one.
+    scale : bool, default=True
+        Standardise features (zero mean, unit variance, fitted on training data) first, so
+        no feature dominates the distance through its unit.
+    max_samples : int or None, default=None
+        Keep a random subsample of at most this many training rows as neighbours
+        (``random_state`` picks it); every training row is then scored as new data.
+    contamination : float in (0, 0.5] or None, default=None
+        See :class:`anomalia.base.BaseDetector`.
+    n_jobs : int or None, default=None
+        Parallel jobs for the neighbour search (``-1`` = all cores).
+    random_state : int or None, default=None
+        Seed for the subsample; the LOF itself is deterministic.
+
+    Attributes
+    ----------
+    estimator_ : LocalOutlierFactor
+        The fitted scikit-learn model (``novelty=True``) over the (scaled) training rows.
+    scaler_ : StandardScaler or None
+        The fitted scaler (None when ``scale=False``).
+    threshold_ : float
+        Anomaly-score threshold (in LOF units: about 1 is normal).
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anomalia.detectors.classical import LOFDetector
+    >>> X = np.random.default_rng(0).normal(size=(200, 3))
+    >>> LOFDetector().fit(X).predict([[0.0, 0.0, 0.0], [6.0, 6.0, 6.0]])
+    array([ 1, -1])
+    """
+
+    name = "lof"
+
+    def __init__(
+        self,
+        *,
+        n_neighbors: int = 20,
+        scale: bool = True,
+        max_samples: int | None = None,
+        contamination: float | None = None,
+        n_jobs: int | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.n_neighbors = n_neighbors
+        self.scale = scale
+        self.max_samples = max_samples
+        self.contamination = contamination
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        check_int("n_neighbors", self.n_neighbors)
+        if self.max_samples is not None:
+            check_int("max_samples", self.max_samples, minimum=2)
+
+    def _fit(self, X: NDArray[np.float64]) -> NDArray[np.float64] | None:
+        Z = self._fit_rows(X)
+        self.estimator_ = LocalOutlierFactor(
+            n_neighbors=min(self.n_neighbors, len(Z) - 1), novelty=True, n_jobs=self.n_jobs
+        ).fit(Z)
+        if len(Z) < len(X):  # subsampled: the other rows are new to the index
+            return None
+        return -self.estimator_.negative_outlier_factor_  # each row left out of its own
+
+    def _anomaly_score(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        return -self.estimator_.score_samples(self._scaled(X))
 
 
 #: Feature counts from which neighbours are searched by brute force with faiss (BLAS) rather

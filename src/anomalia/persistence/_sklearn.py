@@ -9,6 +9,8 @@ relies on has been checked:
 * ``StandardScaler``: mean, scale and variance, finite, one per feature.
 * ``NearestNeighbors``: the indexed rows only; the search tree is rebuilt from them by
   ``fit`` (milliseconds), so no index array is ever read from a file.
+* ``LocalOutlierFactor``: likewise the rows only; ``fit`` rebuilds the tree and recomputes
+  every neighbourhood and density from them.
 * ``OneClassSVM``: support vectors, dual coefficients and intercept; every array libsvm
   reads is rebuilt from them with consistent shapes.
 * ``IsolationForest``: the node arrays of each tree, checked (children after their parent
@@ -27,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
-from sklearn.neighbors import NearestNeighbors
+from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 from sklearn.tree import ExtraTreeRegressor
@@ -110,7 +112,7 @@ def _load_scaler(spec: dict[str, Any], arrays: Arrays, n_features: int) -> Stand
 
 
 # -- NearestNeighbors ------------------------------------------------------------------------
-def _dump_neighbors(nn: NearestNeighbors) -> tuple[dict[str, Any], Arrays]:
+def _dump_neighbors(nn: NearestNeighbors | LocalOutlierFactor) -> tuple[dict[str, Any], Arrays]:
     return {"params": _params(nn)}, {"rows": nn._fit_X}
 
 
@@ -122,6 +124,22 @@ def _load_neighbors(spec: dict[str, Any], arrays: Arrays, n_features: int) -> Ne
     if len(rows) < 1:
         raise ModelFileError("a neighbour index needs at least one row")
     return nn.fit(rows)  # the search tree is rebuilt, never read
+
+
+# -- LocalOutlierFactor ----------------------------------------------------------------------
+def _load_lof(spec: dict[str, Any], arrays: Arrays, n_features: int) -> LocalOutlierFactor:
+    lof = _built(LocalOutlierFactor, spec.get("params"))
+    if (
+        lof.novelty is not True
+        or not isinstance(lof.metric, str)
+        or lof.metric == "precomputed"
+        or lof.metric_params is not None
+    ):
+        raise ModelFileError("a saved local outlier factor must be a novelty one, named metric")
+    rows = _array(arrays, "rows", np.float64, (None, n_features))
+    if not 1 <= lof.n_neighbors < len(rows):
+        raise ModelFileError(f"{lof.n_neighbors} neighbours for {len(rows)} rows")
+    return lof.fit(rows)  # neighbourhoods and densities recomputed, never read
 
 
 # -- OneClassSVM -----------------------------------------------------------------------------
@@ -280,6 +298,7 @@ def _load_forest(spec: dict[str, Any], arrays: Arrays, n_features: int) -> Isola
 CODECS: dict[str, tuple[type[Any], Any, Any]] = {
     "StandardScaler": (StandardScaler, _dump_scaler, _load_scaler),
     "NearestNeighbors": (NearestNeighbors, _dump_neighbors, _load_neighbors),
+    "LocalOutlierFactor": (LocalOutlierFactor, _dump_neighbors, _load_lof),
     "OneClassSVM": (OneClassSVM, _dump_svm, _load_svm),
     "IsolationForest": (IsolationForest, _dump_forest, _load_forest),
 }
