@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,11 @@ FAST_PARAMS: dict[str, dict] = {
         "random_state": 0,
         "score_method": "mahalanobis",
     },
+    "pyod": {"model": "ECOD"},  # the optional 'bench' extra: tests skip it when absent
 }
+
+#: Whether PyOD (the optional ``bench`` extra) is installed.
+HAS_PYOD = importlib.util.find_spec("pyod") is not None
 
 #: Detectors that need class labels in fit (tested in their own files, not by the
 #: unsupervised contract tests of test_common.py).

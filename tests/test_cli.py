@@ -177,7 +177,7 @@ def test_demo(tmp_path):
 def test_listings():
     assert "breast-cancer" in run("datasets").output
     out = run("detectors").output
-    assert all(n in out for n in ("gaussian", "ocsvm", "iforest", "lof"))
+    assert all(n in out for n in ("gaussian", "ocsvm", "iforest", "lof", "pyod"))
 
 
 # -- bad input: one line on stderr naming the problem, exit 2, nothing written ---------------

@@ -360,12 +360,15 @@ def test_confidence_is_refused(cancer):
         to_onnx(det)
 
 
-def test_lof_is_refused(cancer, tmp_path):
+@pytest.mark.parametrize("name", ["lof", "pyod:ECOD"])
+def test_lof_and_pyod_models_are_refused(cancer, tmp_path, name):
     from anomalia.cli.app import app
 
+    if name.startswith("pyod:"):
+        pytest.importorskip("pyod")
     train, _ = cancer
-    det = make_detector("lof").fit(train)
-    kind = r"LOFDetector \(lof\)"
+    det = make_detector(name).fit(train)
+    kind = r"LOFDetector \(lof\)" if name == "lof" else r"PyODDetector \(pyod\)"
     with pytest.raises(AnomaliaError, match=rf"cannot export {kind} to ONNX"):
         to_onnx(det)
     det.save(tmp_path / "m.anomalia")

@@ -31,7 +31,7 @@ from safetensors.numpy import save as st_save
 
 from anomalia import make_detector
 
-from .conftest import FAST_PARAMS
+from .conftest import FAST_PARAMS, HAS_PYOD
 
 WORKER = Path(__file__).with_name("_hostile_worker.py")
 PER_FILE_SECONDS = 30
@@ -51,6 +51,7 @@ MODELS: dict[str, dict[str, Any]] = {
     "confidence": {},
     "conv-ae": {},
     "lof": {},
+    **({"pyod": {}} if HAS_PYOD else {}),  # ECOD, through skops and its allow-list
 }
 SWAPS: list[Any] = ["abc", -5, 1e9, None, [1], {}, True]
 

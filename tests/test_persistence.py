@@ -251,3 +251,14 @@ def test_a_local_outlier_factor_is_rebuilt_from_its_rows_only(tmp_path, blobs, e
     _rewrite(path, "manifest.json", tamper)
     with pytest.raises(ModelFileError, match=match):
         anomalia.load(path)
+
+
+def test_a_pyod_name_in_a_manifest_is_an_unknown_detector(model_file):
+    def rename(b):
+        m = json.loads(b)
+        m["detector"] = "pyod:os"  # make_detector's spelling, never a saved model's
+        return json.dumps(m).encode()
+
+    _rewrite(model_file, "manifest.json", rename)
+    with pytest.raises(ModelFileError, match="unknown detector 'pyod:os'"):
+        anomalia.load(model_file)

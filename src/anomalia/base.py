@@ -76,6 +76,11 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     #: Registry name (``make_detector(name)``); set by each concrete detector.
     name: ClassVar[str] = ""
+    #: skops type names, beyond skops' own trusted defaults, that a fitted part saved through
+    #: skops may hold (a fixed allow-list: :mod:`anomalia.persistence` saves and loads
+    #: nothing else), and what to tell a user whose part holds other types.
+    skops_trusted: ClassVar[frozenset[str]] = frozenset()
+    skops_refusal: ClassVar[str] = ""
 
     # -- to implement ------------------------------------------------------------------
     def _fit(self, X: NDArray[np.float64]) -> NDArray[np.float64] | None:

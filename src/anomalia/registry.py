@@ -104,6 +104,13 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
         "score = low confidence (msp, entropy, energy or mahalanobis). Needs class labels.",
         {},
     ),
+    "pyod": (
+        "anomalia.detectors.pyod:PyODDetector",
+        "any PyOD detector, as -d pyod:NAME (pyod:ECOD, pyod:COPOD, ...), with anomalia's "
+        "threshold, calibrate and CLI; needs pip install 'anomalia[bench]'. Model files: "
+        "ECOD, COPOD, PCA, MCD, LODA, GMM, INNE, MAD, KPCA.",
+        {},
+    ),
 }
 
 
@@ -121,9 +128,10 @@ def available_detectors() -> dict[str, str]:
 
 
 def detector_class(name: str) -> type:
-    """The class registered under ``name``; :class:`AnomaliaError` for an unknown name."""
+    """The class registered under ``name`` (``pyod:NAME``: the PyOD wrapper's);
+    :class:`AnomaliaError` for an unknown name."""
     try:
-        target, _, _ = _REGISTRY[name]
+        target, _, _ = _REGISTRY["pyod" if name.startswith("pyod:") else name]
     except KeyError:
         raise AnomaliaError(
             f"unknown detector {name!r}; available: {', '.join(_REGISTRY)}"
@@ -136,10 +144,21 @@ def detector_parameters(name: str) -> list[tuple[str, str, str]]:
     """``(parameter, default, meaning)`` for every constructor parameter of a detector.
 
     Defaults include the name's presets (``dae``'s noise, ``default``'s members); meanings
-    come from the numpydoc ``Parameters`` section of the class docstring.
+    come from the numpydoc ``Parameters`` section of the class docstring. For ``pyod:NAME``:
+    the PyOD class's parameters, then the wrapper's own.
     """
-    cls = detector_class(name)
-    preset = _REGISTRY[name][2]
+    rows = _parameter_rows(detector_class(name), _REGISTRY.get(name, ("", "", {}))[2])
+    if name.startswith("pyod:"):
+        from .detectors.pyod import OWN_PARAMETERS, pyod_class
+
+        theirs = _parameter_rows(pyod_class(name.removeprefix("pyod:")), {})
+        rows = [r for r in theirs if r[0] not in OWN_PARAMETERS] + [
+            r for r in rows if r[0] in OWN_PARAMETERS
+        ]
+    return rows
+
+
+def _parameter_rows(cls: type, preset: dict[str, Any]) -> list[tuple[str, str, str]]:
     meanings = _numpydoc_parameters(cls.__doc__ or "")
     rows = []
     for param in inspect.signature(cls.__init__).parameters.values():
@@ -181,10 +200,13 @@ def make_detector(name: str, **params: Any) -> Any:
     Parameters
     ----------
     name : str
-        A name from :func:`available_detectors`, e.g. ``"gaussian"``, ``"iforest"``.
+        A name from :func:`available_detectors`, e.g. ``"gaussian"``, ``"iforest"``, or
+        ``"pyod:NAME"`` for PyOD's detector ``NAME`` (``"pyod:ECOD"``; PyOD installed).
     **params
         Constructor parameters of that detector; an unknown one raises
-        :class:`~anomalia.errors.AnomaliaError` listing the valid ones.
+        :class:`~anomalia.errors.AnomaliaError` listing the valid ones. For ``pyod:NAME``,
+        the PyOD class's parameters, and ``contamination`` and ``random_state``, which are
+        anomalia's (see :class:`~anomalia.detectors.pyod.PyODDetector`).
 
     Examples
     --------
@@ -192,6 +214,10 @@ def make_detector(name: str, **params: Any) -> Any:
     >>> make_detector("iforest", n_estimators=50, random_state=0)
     IForestDetector(n_estimators=50, random_state=0)
     """
+    if name.startswith("pyod:"):
+        from .detectors.pyod import pyod_detector
+
+        return pyod_detector(name.removeprefix("pyod:"), params)
     cls = detector_class(name)
     valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(params) - set(valid))

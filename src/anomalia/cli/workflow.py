@@ -302,6 +302,8 @@ def fit(
         return
     detector = detector or "default"
     det = make_detector(detector, **params)
+    if hasattr(det, "check_savable"):  # pyod:NAME that no model file holds: before training
+        det.check_savable()
     if "random_state" in det.get_params() and "random_state" not in params:
         det.set_params(random_state=seed)
     if "verbose" in det.get_params() and "verbose" not in params:

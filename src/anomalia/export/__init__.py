@@ -42,7 +42,8 @@ Which detectors export, and how:
 
 Anything else raises :class:`~anomalia.errors.AnomaliaError` saying why, never a model
 that scores differently: a ``vae`` with ``score_method="mc"`` draws random numbers; a
-``confidence`` detector (a classifier) and ``lof`` are not supported.
+``confidence`` detector (a classifier), ``lof`` and PyOD's detectors (``pyod:NAME``) are
+not supported.
 
 Precision. onnxruntime computes in the graph's float type, anomalia in float64 (its networks
 in float32), so scores agree to rounding, and a row whose score lies within that rounding of

@@ -9,7 +9,10 @@ A model file is a zip container:
 * ``arrays.safetensors`` -- every fitted numpy array, every torch module's state dict, and
   the arrays of the scikit-learn parts (see :mod:`anomalia.persistence._sklearn`).
 * ``sklearn/<attribute>.skops`` -- only for a user's own scikit-learn classifier, read with
-  skops' default trusted types and nothing more.
+  skops' default trusted types and nothing more, and for a wrapped PyOD detector
+  (``pyod:NAME``), read with those and the fixed allow-list of its class
+  (:attr:`~anomalia.base.BaseDetector.skops_trusted`): a file holding any other type is
+  refused before skops builds anything.
 * ``signature.hmac`` -- optional: HMAC-SHA256 of the manifest under a secret key. The
   manifest holds the digest of every other member, so the signature covers them all.
 
@@ -151,17 +154,42 @@ def _is_module(value: Any) -> bool:
     return torch is not None and isinstance(value, torch.nn.Module)
 
 
-def _foreign(key: str, value: BaseEstimator) -> bytes:
-    """A user's scikit-learn estimator through skops, refused if skops would not trust it."""
-    blob = _skops().dumps(value)
-    untrusted = _skops().get_untrusted_types(data=blob)
+_CLASSIFIER_REFUSAL = "use the built-in network or a linear or kernel classifier"
+
+
+def _foreign(
+    key: str, value: BaseEstimator, trusted: frozenset[str] = frozenset(), remedy: str = ""
+) -> bytes:
+    """An estimator through skops, refused unless skops trusts every type in it by default
+    or ``trusted`` (the detector's fixed allow-list) names it."""
+    try:
+        blob = _skops().dumps(value)
+    except Exception as exc:  # e.g. torch tensors, generators: skops cannot store them
+        raise AnomaliaError(
+            f"cannot save {key} ({type(value).__name__}): skops cannot store it without "
+            f"pickle ({type(exc).__name__}: {str(exc).strip().splitlines()[0]:.100})"
+            + (f"; {remedy}" if remedy else "")
+        ) from None
+    untrusted = sorted(set(_skops().get_untrusted_types(data=blob)) - trusted)
     if untrusted:
         raise AnomaliaError(
             f"cannot save {key} ({type(value).__name__}): it holds {', '.join(untrusted)}, "
-            "compiled structures a model file cannot carry safely; use the built-in network "
-            "or a linear or kernel classifier"
+            "compiled structures or code a model file cannot carry safely; "
+            + (remedy or _CLASSIFIER_REFUSAL)
         )
     return blob
+
+
+def _load_foreign(name: str, blob: bytes, trusted: frozenset[str]) -> Any:
+    """A skops member, only if every type skops does not trust by default is in ``trusted``
+    (a fixed allow-list from anomalia's code, never a list the file gives)."""
+    untrusted = sorted(set(_skops().get_untrusted_types(data=blob)) - trusted)
+    if untrusted:
+        raise ModelFileError(
+            f"member {name} holds {', '.join(untrusted)[:200]}: types anomalia never loads "
+            "(edited file?)"
+        )
+    return _skops().loads(blob, trusted=sorted(trusted))
 
 
 def _pack(detector: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -195,7 +223,8 @@ def _pack(detector: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
                 {f"sklearn/{key}/{n}": np.ascontiguousarray(a) for n, a in part_arrays.items()}
             )
         elif isinstance(value, BaseEstimator):
-            members[f"sklearn/{key}.skops"] = _foreign(key, value)
+            trusted, remedy = detector.skops_trusted, detector.skops_refusal
+            members[f"sklearn/{key}.skops"] = _foreign(key, value, trusted, remedy)
         elif _is_module(value):
             modules.append(key)
             for name, tensor in value.state_dict().items():
@@ -394,11 +423,13 @@ def _arrays(blob: bytes | None) -> dict[str, np.ndarray]:
 
 def _unpack(part: dict[str, Any], blobs: dict[str, bytes]) -> Any:
     """Rebuild one detector from its manifest entries and members (see :func:`_pack`)."""
-    from ..registry import detector_class, make_detector
+    from ..registry import available_detectors, detector_class, make_detector
 
-    detector_class(part["detector"])
+    if part["detector"] not in available_detectors():  # a name only, never "pyod:NAME"
+        raise ModelFileError(f"unknown detector {part['detector']!r:.60}")
+    cls = detector_class(part["detector"])
     params = _decode(part["params"])
-    foreign: dict[str, Any] = {}
+    skops_blobs: dict[str, tuple[str, bytes]] = {}
     nested_blobs = {n for n in blobs if n.startswith("nested/")}
     for name, blob in blobs.items():
         if name == ARRAYS or name in nested_blobs:
@@ -406,11 +437,12 @@ def _unpack(part: dict[str, Any], blobs: dict[str, bytes]) -> Any:
         key = name.removeprefix("sklearn/").removesuffix(".skops")
         if not name.startswith("sklearn/") or not name.endswith(".skops"):
             raise ModelFileError(f"member {name} belongs to no part of the model")
-        foreign[key] = _skops().loads(blob)  # skops' default trusted types only
-    for key in [k for k in foreign if k.startswith("params/")]:
-        params[key.removeprefix("params/")] = foreign.pop(key)
+        skops_blobs[key] = (name, blob)
+    for key in [k for k in skops_blobs if k.startswith("params/")]:  # skops' defaults only
+        params[key.removeprefix("params/")] = _load_foreign(*skops_blobs.pop(key), frozenset())
     detector = make_detector(part["detector"], **params)
-    detector._check_all_params()
+    detector._check_all_params()  # before any fitted part loads (e.g. PyOD is installed)
+    foreign = {k: _load_foreign(*nb, cls.skops_trusted) for k, nb in skops_blobs.items()}
     for key, value in {**part["attributes"], **foreign}.items():
         _schema.attribute_name(key, "attributes")
         if hasattr(type(detector), key):
