@@ -49,8 +49,8 @@ LOF_REASON = (
 
 ECOD_REASON = (
     "PyOD's ECOD and COPOD score new rows together with the training rows (decision_function "
-    "re-estimates the empirical distributions on both), so a row's score moves slightly with "
-    "the batch it is scored in"
+    "re-estimates the empirical distributions on both), so a row's score moves with the batch "
+    "it is scored in (see PyODDetector's docstring)"
 )
 
 

@@ -81,6 +81,14 @@ class PyODDetector(BaseDetector):
     added: PyOD models scale as they do in PyOD. Saving works for the classes in
     :data:`SAVABLE` and is refused with the reason for the others (see the module docstring).
 
+    PyOD's ECOD and COPOD score a batch together with the training rows (their
+    ``decision_function`` re-estimates the empirical distributions on both), so a row's score
+    depends on the rows scored with it, here as in PyOD. Measured on breast cancer (200
+    benign training rows, 30 features): scoring all 569 rows at once rather than one by one
+    moved the scores by 17 % (median; up to 48 %) and changed 114 flags. Score batches much
+    smaller than the training set with them (``anomalia score`` reads files in batches of
+    tens of thousands of rows), or use a detector whose scores do not depend on the batch.
+
     Parameters
     ----------
     model : str, default="ECOD"
