@@ -177,3 +177,19 @@ def test_save_evaluation_plots_writes_nothing_on_bad_input(tmp_path):
     with pytest.raises(DataError, match="differ in length"):
         save_evaluation_plots(Y, {"a": SCORES, "b": SCORES[:5]}, None, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_many_curves_get_distinct_colours_and_styles_and_a_legend_beside_the_axes():
+    rng = np.random.default_rng(0)
+    scores = {f"detector {i}": SCORES + rng.normal(0, 0.3, 20) for i in range(9)}
+    for plot in (plot_roc, plot_pr):
+        fig = plot(Y, scores, dict.fromkeys(scores, 0.5))
+        ax = fig.axes[0]
+        assert ax.get_legend() is None and len(fig.legends) == 1  # not over the curves
+        curves = [line for line in ax.get_lines() if len(line.get_xdata()) > 2]  # not dots
+        colours = {line.get_color() for line in curves}
+        styles = {(line.get_color(), line.get_linestyle()) for line in curves}
+        assert len(colours) == 9 and len(styles) == 9
+        texts = legend_texts(fig)
+        assert len(texts) == 10  # one entry per curve (with its operating point) and chance
+        assert all("score > 0.5" in t for t in texts[:9])

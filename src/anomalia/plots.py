@@ -55,6 +55,10 @@ PALETTE: tuple[str, ...] = (
     "#56B4E9",
     "#000000",
 )
+#: After the Okabe-Ito colours, for more series: Paul Tol's wine, olive and teal.
+_MORE_COLORS: tuple[str, ...] = ("#882255", "#999933", "#44AA99")
+#: Line styles cycled with the colours: (colour, style) differs for up to 20 curves.
+_LINE_STYLES: tuple[Any, ...] = ("-", "--", "-.", ":")
 _NORMAL_COLOR = "#0072B2"
 _ANOMALY_COLOR = "#D55E00"
 _CHANCE_COLOR = "0.45"
@@ -124,7 +128,48 @@ def _counts_at(y: NDArray[np.int64], s: NDArray[np.float64], t: float) -> tuple[
 
 
 def _point_label(t: float, x_name: str, x: float, y_name: str, yv: float) -> str:
-    return f"  score > {t:.4g}: {x_name} {x:.2f}, {y_name} {yv:.2f}"
+    return f"score > {t:.4g}: {x_name} {x:.2f}, {y_name} {yv:.2f}"
+
+
+def _curve_style(i: int) -> tuple[str, Any]:
+    """Colour and line style of the ``i``-th curve: 10 colours, then 4 line styles cycled."""
+    colors = PALETTE + _MORE_COLORS
+    return colors[i % len(colors)], _LINE_STYLES[i % len(_LINE_STYLES)]
+
+
+def _curve_entry(color: str, style: Any, point: bool) -> Any:
+    """Legend handle of one curve: its line, with the operating-point dot when marked."""
+    from matplotlib.lines import Line2D
+
+    return Line2D(
+        [], [], color=color, linestyle=style, lw=2, marker="o" if point else None, ms=8,
+        mec="black", mew=1.0,
+    )  # fmt: skip
+
+
+def _curve_figure(n_series: int, labels_chars: int) -> tuple[Figure, Any]:
+    """Figure of a ROC or PR plot: a square axes, and a legend column to the right
+    when there are several curves (wide enough for the longest legend line)."""
+    if n_series == 1:
+        return _new_axes((5.6, 5.6))
+    legend_width = 0.7 + 0.058 * labels_chars  # inches: the handle, then ~8-pt characters
+    return _new_axes((5.4 + legend_width, max(5.2, 1.4 + 0.42 * n_series)))
+
+
+def _curve_legend(
+    fig: Figure, ax: Any, handles: list[Any], labels: list[str], inside: str | None
+) -> None:
+    """One entry per curve: to the right of the axes for several curves; for one curve inside
+    the axes at ``inside`` (a corner the curve leaves free), or below them when None."""
+    if len(handles) <= 2 and inside is not None:  # one curve and the chance line
+        ax.legend(handles, labels, loc=inside, fontsize="small", framealpha=0.9)
+    elif len(handles) <= 2:
+        fig.legend(handles, labels, loc="outside lower center", fontsize="small", frameon=False)
+    else:
+        fig.legend(
+            handles, labels, loc="outside right upper", fontsize="small", frameon=False,
+            handlelength=3.0, labelspacing=0.9,
+        )  # fmt: skip
 
 
 def plot_roc(
@@ -158,36 +203,36 @@ def plot_roc(
     """
     series = _series(scores, thresholds)
     y = check_binary_labels(y_true, name="y_true")
-    fig, ax = _new_axes((5.6, 5.2))
-    for i, (name, raw, t) in enumerate(series):
+    curves = []
+    for name, raw, t in series:
         y, s = check_labels_and_scores(y, raw, name=_scores_name(name))
-        auc = roc_auc(y, s)
-        fpr, tpr, _ = roc_curve(y, s)
-        color = PALETTE[i % len(PALETTE)]
-        label = f"AUC = {auc:.3f}" if name is None else f"{name} (AUC = {auc:.3f})"
-        ax.plot(fpr, tpr, color=color, lw=2, label=label)
+        label = (
+            f"AUC = {roc_auc(y, s):.3f}" if name is None else f"{name} (AUC = {roc_auc(y, s):.3f})"
+        )
+        point = None
         if t is not None:
             tp, fp, n_pos, n_neg = _counts_at(y, s, t)
-            x_pt, y_pt = fp / n_neg, tp / n_pos
-            ax.plot(
-                x_pt,
-                y_pt,
-                "o",
-                ms=9,
-                color=color,
-                mec="black",
-                mew=1.2,
-                zorder=4,
-                label=_point_label(t, "FPR", x_pt, "TPR", y_pt),
-            )
-    ax.plot([0, 1], [0, 1], linestyle="--", color=_CHANCE_COLOR, lw=1, label="chance (AUC 0.5)")
+            point = (fp / n_neg, tp / n_pos)
+            label += "\n" + _point_label(t, "FPR", point[0], "TPR", point[1])
+        curves.append((roc_curve(y, s)[:2], point, label))
+    chars = max(len(line) for _, _, label in curves for line in label.split("\n"))
+    fig, ax = _curve_figure(len(curves), chars)
+    handles, labels = [], []
+    for i, ((fpr, tpr), point, label) in enumerate(curves):
+        color, style = _curve_style(i)
+        ax.plot(fpr, tpr, color=color, linestyle=style, lw=2)
+        if point is not None:
+            ax.plot(*point, "o", ms=9, color=color, mec="black", mew=1.2, zorder=4)
+        handles.append(_curve_entry(color, style, point is not None))
+        labels.append(label)
+    (chance,) = ax.plot([0, 1], [0, 1], linestyle="--", color=_CHANCE_COLOR, lw=1)
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_box_aspect(1)
     ax.set_xlabel("false-alarm rate (FPR)")
     ax.set_ylabel("recall (TPR)")
     ax.set_title(title if title is not None else "ROC curve")
-    ax.legend(loc="lower right", fontsize="small", framealpha=0.9)
+    _curve_legend(fig, ax, [*handles, chance], [*labels, "chance (AUC 0.5)"], "lower right")
     return fig
 
 
@@ -221,47 +266,41 @@ def plot_pr(
     """
     series = _series(scores, thresholds)
     y = check_binary_labels(y_true, name="y_true")
-    n_entries = 1 + sum(1 + (t is not None) for _, _, t in series)
-    fig, ax = _new_axes((5.6, 4.4 + 0.22 * n_entries))
-    for i, (name, raw, t) in enumerate(series):
+    curves = []
+    for name, raw, t in series:
         y, s = check_labels_and_scores(y, raw, name=_scores_name(name))
         if y.all():
             raise DataError("a precision-recall curve needs normal rows (0) in y_true too")
         ap = average_precision(y, s)
-        precision, recall, _ = precision_recall_curve(y, s)
-        color = PALETTE[i % len(PALETTE)]
         label = f"AP = {ap:.3f}" if name is None else f"{name} (AP = {ap:.3f})"
-        ax.plot(recall, precision, color=color, lw=2, drawstyle="steps-post", label=label)
+        point = None
         if t is not None:
             tp, fp, n_pos, _ = _counts_at(y, s, t)
-            x_pt = tp / n_pos
-            y_pt = tp / (tp + fp) if tp + fp else 1.0
-            ax.plot(
-                x_pt,
-                y_pt,
-                "o",
-                ms=9,
-                color=color,
-                mec="black",
-                mew=1.2,
-                zorder=4,
-                label=_point_label(t, "recall", x_pt, "precision", y_pt),
-            )
+            point = (tp / n_pos, tp / (tp + fp) if tp + fp else 1.0)
+            label += "\n" + _point_label(t, "recall", point[0], "precision", point[1])
+        precision, recall, _ = precision_recall_curve(y, s)
+        curves.append(((recall, precision), point, label))
+    chars = max(len(line) for _, _, label in curves for line in label.split("\n"))
+    fig, ax = _curve_figure(len(curves), chars)
+    handles, labels = [], []
+    for i, ((recall, precision), point, label) in enumerate(curves):
+        color, style = _curve_style(i)
+        ax.plot(recall, precision, color=color, linestyle=style, lw=2, drawstyle="steps-post")
+        if point is not None:
+            ax.plot(*point, "o", ms=9, color=color, mec="black", mew=1.2, zorder=4)
+        handles.append(_curve_entry(color, style, point is not None))
+        labels.append(label)
     prevalence = float(y.mean())
-    ax.axhline(
-        prevalence,
-        linestyle="--",
-        color=_CHANCE_COLOR,
-        lw=1,
-        label=f"chance (prevalence {prevalence:.3f})",
-    )
+    chance = ax.axhline(prevalence, linestyle="--", color=_CHANCE_COLOR, lw=1)
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
+    ax.set_box_aspect(1)
     ax.set_xlabel("recall (TPR)")
     ax.set_ylabel("precision (PPV)")
     ax.set_title(title if title is not None else "Precision-recall curve")
-    # below the axes: a PR curve can run anywhere inside them
-    fig.legend(loc="outside lower center", fontsize="small", frameon=False)
+    chance_label = f"chance (prevalence {prevalence:.3f})"
+    # a PR curve can run anywhere inside the axes: no legend inside them
+    _curve_legend(fig, ax, [*handles, chance], [*labels, chance_label], None)
     return fig
 
 
