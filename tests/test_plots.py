@@ -193,3 +193,36 @@ def test_many_curves_get_distinct_colours_and_styles_and_a_legend_beside_the_axe
         texts = legend_texts(fig)
         assert len(texts) == 10  # one entry per curve (with its operating point) and chance
         assert all("score > 0.5" in t for t in texts[:9])
+
+
+def test_plot_score_histogram_cuts_a_long_tail_and_says_so():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(90), np.ones(106)]
+    tail = [500, 900, 2000, 3000, 4000, 4500]
+    scores = np.r_[rng.normal(-38, 3, 90), rng.normal(20, 40, 100), tail]
+    fig = plot_score_histogram(y, scores, -22.0)  # negative scores: no log axis
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear"
+    lo, hi = ax.get_xlim()
+    assert lo == pytest.approx(scores.min()) and hi < 500  # not stretched to 4,500
+    texts = legend_texts(fig)
+    assert any(t.startswith("off the axis (> ") and t.endswith(": 6 anomalies") for t in texts)
+    # the areas are the shares drawn: the 6 left out are missing from the anomalies' area
+    areas = []
+    for patch in ax.patches:
+        values, edges, _ = patch.get_data()
+        areas.append(float(np.sum(values * np.diff(edges))))
+    assert areas == pytest.approx([1.0, 100 / 106])
+    assert "threshold = -22" in texts
+    far = plot_score_histogram(y, scores, 4000.0).axes[0]  # the threshold stays on the axis
+    assert far.get_xlim()[1] >= 4000.0
+
+
+def test_plot_score_histogram_log_axis_for_a_positive_long_tail():
+    rng = np.random.default_rng(0)
+    scores = np.exp(rng.normal(2, 0.6, 20))
+    scores[-1] = 300.0  # about 2 decades, one far-out score
+    ax = plot_score_histogram(Y, scores, 10.0).axes[0]
+    assert ax.get_xscale() == "log"
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and all("^" not in t for t in labels)  # plain numbers (1, 2, 5 x 10^k)

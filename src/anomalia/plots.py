@@ -332,25 +332,35 @@ def plot_score_histogram(
     log_scale : bool, optional
         Logarithmic score axis (bins equally wide in log10(score)). By default (None) it is
         chosen when every score (and the threshold) is positive and the scores span more
-        than 3 decades. True requires positive scores and threshold.
+        than 3 decades, or more than 1 decade with a long right tail (see below). True
+        requires positive scores and threshold.
 
     Returns
     -------
     matplotlib.figure.Figure
         x: anomaly score; y: density, per unit of score (linear axis) or per decade of
-        score (log axis), so each class's histogram has area 1.
+        score (log axis), so each class's histogram has area 1. When a tail of the scores
+        runs past Tukey's far-out fences (3 interquartile ranges beyond the quartiles, in
+        the axis's unit) the axis stops at the fence, so a few extreme scores do not squeeze
+        the rest into one bin; the legend counts the scores left out, and the areas are the
+        shares drawn. The threshold always stays on the axis.
     """
     y, s = check_labels_and_scores(y_true, scores)
     t = _check_threshold(threshold)
     positive = bool(s.min() > 0) and (t is None or t > 0)
     if log_scale is None:
-        log = positive and float(s.max() / s.min()) > 1e3
+        span = float(s.max() / s.min()) if positive else 0.0
+        log = span > 1e3 or (span > 10 and _fences(s)[1] < s.max())
     elif log_scale and not positive:
         raise DataError("log_scale=True needs positive scores and a positive threshold")
     else:
         log = bool(log_scale)
     x = np.log10(s) if log else s
-    lo, hi = float(x.min()), float(x.max())
+    xt = None if t is None else (math.log10(t) if log else t)
+    lo, hi = _fences(x)
+    lo, hi = max(lo, float(x.min())), min(hi, float(x.max()))
+    if xt is not None:
+        lo, hi = min(lo, xt), max(hi, xt)
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
     n_bins = int(np.clip(np.ceil(2.0 * s.size ** (1.0 / 3.0)), 10, 60))  # Rice rule, capped
@@ -358,13 +368,14 @@ def plot_score_histogram(
     plot_edges = 10.0**edges if log else edges
 
     fig, ax = _new_axes((6.4, 4.2))
+    left_out = []
     for cls, color, what in ((0, _NORMAL_COLOR, "normal"), (1, _ANOMALY_COLOR, "anomaly")):
         xs = x[y == cls]
         if xs.size == 0:
             continue
-        density, _ = np.histogram(xs, bins=edges, density=True)
+        counts, _ = np.histogram(xs, bins=edges)  # scores off the axis are not counted
         ax.stairs(
-            density,
+            counts / (xs.size * np.diff(edges)),
             plot_edges,
             fill=True,
             facecolor=to_rgba(color, 0.35),
@@ -372,16 +383,46 @@ def plot_score_histogram(
             linewidth=1.6,
             label=f"{what} (n = {xs.size})",
         )
+        off = int(((xs < lo) | (xs > hi)).sum())
+        if off:
+            left_out.append(f"{off} {'anomalies' if what == 'anomaly' and off > 1 else what}")
     if t is not None:
         ax.axvline(t, color="black", linestyle="--", lw=1.5, label=f"threshold = {t:.4g}")
+    if left_out:
+        cuts = [f"< {plot_edges[0]:.4g}"] * bool(x.min() < lo) + [f"> {plot_edges[-1]:.4g}"] * bool(
+            x.max() > hi
+        )
+        ax.plot([], [], " ", label=f"off the axis ({' or '.join(cuts)}): {', '.join(left_out)}")
+    ax.set_xlim(plot_edges[0], plot_edges[-1])
     if log:
-        ax.set_xscale("log")
+        _log_axis(ax, hi - lo)
     ax.set_xlabel("anomaly score (log scale)" if log else "anomaly score")
     ax.set_ylabel("density (per decade of score)" if log else "density (per unit of score)")
     ax.set_title(title if title is not None else "Anomaly-score distribution")
     ax.set_ylim(0.0, ax.get_ylim()[1] * 1.3)  # headroom so the legend hides no bar
     ax.legend(loc="upper right", fontsize="small", framealpha=0.9)
     return fig
+
+
+def _fences(x: NDArray[np.float64]) -> tuple[float, float]:
+    """Tukey's far-out fences: 3 interquartile ranges below and above the quartiles (the
+    whole real line when the quartiles coincide)."""
+    q1, q3 = np.quantile(x, [0.25, 0.75])
+    iqr = float(q3 - q1)
+    if iqr <= 0:
+        return -math.inf, math.inf
+    return float(q1) - 3.0 * iqr, float(q3) + 3.0 * iqr
+
+
+def _log_axis(ax: Any, decades: float) -> None:
+    """A log x axis; up to 3 decades wide, ticks at 1, 2, 5 x 10^k written as plain numbers."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    if decades <= 3:
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _as_images(arr: Any, row: int) -> NDArray[np.float64]:
