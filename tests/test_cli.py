@@ -374,6 +374,33 @@ def test_image_folder_fit_evaluate_with_reconstruction_grid(tmp_path):
     assert not (tmp_path / "s2.csv").exists()
 
 
+def test_reconstruction_grid_of_a_table_model_with_an_image_shape(tmp_path, monkeypatch):
+    """A dense ae on the 8x8 digits table draws its rows as images, labelled and scored."""
+    import anomalia.plots
+
+    drawn, save = {}, anomalia.plots.save_figure
+
+    def keep(fig, path):
+        drawn[path.name] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(anomalia.plots, "save_figure", keep)
+    model = tmp_path / "digits-ae.anomalia"
+    res = run("fit", "digits", "-d", "ae", "-p", "image_shape=8,8", "-p", "epochs=2", "-o", model)
+    assert res.exit_code == 0, res.output
+    res = run("evaluate", model, "digits", "--plots", tmp_path / "plots")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "plots" / "reconstructions.png").stat().st_size > 1000
+    fig = drawn["reconstructions.png"]
+    assert fig.get_suptitle().startswith("ae: reconstructions of digits\nnumber above each")
+    assert [sub.get_suptitle() for sub in fig.subfigs] == [
+        "the 8 most anomalous (highest scores)",
+        "the 8 least anomalous (lowest scores)",
+    ]
+    labels = [ax.get_title().split("\n")[1] for ax in fig.axes if ax.get_title()]
+    assert len(labels) == 16 and set(labels) <= {"anomaly", "normal"}
+
+
 def test_explain_lists_worst_reconstructed_features(tmp_path, tables):
     model = tmp_path / "ae.anomalia"
     res = run(

@@ -12,6 +12,7 @@ from anomalia.errors import DataError
 from anomalia.plots import (
     plot_image_grid,
     plot_pr,
+    plot_reconstructions,
     plot_roc,
     plot_score_histogram,
     save_evaluation_plots,
@@ -226,3 +227,71 @@ def test_plot_score_histogram_log_axis_for_a_positive_long_tail():
     assert ax.get_xscale() == "log"
     labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
     assert labels and all("^" not in t for t in labels)  # plain numbers (1, 2, 5 x 10^k)
+
+
+def colour_bars(fig) -> list:
+    bars = {id(im.colorbar): im.colorbar for ax in fig.axes for im in ax.images if im.colorbar}
+    return list(bars.values())
+
+
+@pytest.mark.usefixtures("untouched_matplotlib")
+def test_plot_image_grid_title_and_colour_bars(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [rng.random((3, 8, 6)), rng.random((3, 8, 6)) * 5]
+    fig = plot_image_grid(rows, ["a", "b"], title="my grid", colorbar=[None, "error"])
+    assert fig.get_suptitle() == "my grid"
+    (bar,) = colour_bars(fig)
+    assert bar.ax.get_ylabel() == "error"
+    assert (bar.norm.vmin, bar.norm.vmax) == pytest.approx((rows[1].min(), rows[1].max()))
+    assert len([ax for ax in fig.axes if ax.axison]) == 7  # 6 images and one colour bar
+    save_and_check(fig, tmp_path / "grid.png")
+    with pytest.raises(DataError, match="colorbar"):
+        plot_image_grid(rows, ["a", "b"], colorbar=["x"])
+
+
+def reconstruction_inputs(n_images):
+    rng = np.random.default_rng(0)
+    originals = rng.random((n_images, 1, 8, 8))
+    recon = originals + rng.normal(0, 0.1, originals.shape)
+    errors = (originals - recon) ** 2
+    return originals, recon, errors, errors.mean(axis=(1, 2, 3))
+
+
+@pytest.mark.usefixtures("untouched_matplotlib")
+def test_plot_reconstructions_most_and_least_anomalous(tmp_path):
+    originals, recon, errors, scores = reconstruction_inputs(12)
+    labels = (scores > np.median(scores)).astype(int)
+    fig = plot_reconstructions(
+        originals, recon, errors, scores, labels=labels, threshold=0.01, n=4, title="T"
+    )
+    assert fig.get_suptitle().splitlines() == [
+        "T",
+        "number above each image: its anomaly score; flagged when > 0.01; below it the true label",
+    ]
+    top, bottom = fig.subfigs
+    assert top.get_suptitle() == "the 4 most anomalous (highest scores)"
+    assert bottom.get_suptitle() == "the 4 least anomalous (lowest scores)"
+    order = np.argsort(-scores)
+    titles = [ax.get_title() for ax in top.axes if ax.get_title()]
+    assert titles == [f"{scores[i]:.3g}\nanomaly" for i in order[:4]]
+    titles = [ax.get_title() for ax in bottom.axes if ax.get_title()]
+    assert titles == [f"{scores[i]:.3g}\nnormal" for i in order[::-1][:4]]
+    for sub in (top, bottom):  # one colour bar per group, the same scale in both
+        (bar,) = colour_bars(sub)
+        assert bar.ax.get_ylabel() == "squared error"
+        assert (bar.norm.vmin, bar.norm.vmax) == pytest.approx((errors.min(), errors.max()))
+    save_and_check(fig, tmp_path / "reconstructions.png")
+
+
+def test_plot_reconstructions_few_images_and_bad_input():
+    originals, recon, errors, scores = reconstruction_inputs(5)
+    fig = plot_reconstructions(originals[:, 0], recon[:, 0], errors[:, 0], scores)
+    assert [sub.get_suptitle() for sub in fig.subfigs] == [
+        "the 3 most anomalous (highest scores)",
+        "the 2 least anomalous (lowest scores)",
+    ]
+    assert "true label" not in fig.get_suptitle()
+    with pytest.raises(DataError, match="same images"):
+        plot_reconstructions(originals, recon[:4], errors, scores)
+    with pytest.raises(DataError, match="n must be"):
+        plot_reconstructions(originals, recon, errors, scores, n=0)

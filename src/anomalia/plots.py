@@ -39,6 +39,7 @@ __all__ = [
     "plot_codes",
     "plot_image_grid",
     "plot_pr",
+    "plot_reconstructions",
     "plot_roc",
     "plot_score_histogram",
     "save_evaluation_plots",
@@ -455,6 +456,8 @@ def plot_image_grid(
     *,
     col_titles: Sequence[str] | None = None,
     cmap: str | Sequence[str] = "gray",
+    title: str | None = None,
+    colorbar: str | Sequence[str | None] | None = None,
 ) -> Figure:
     """Draw a grid of images, one row per kind (e.g. originals, reconstructions, error maps).
 
@@ -473,11 +476,16 @@ def plot_image_grid(
     cmap : str or sequence of str, default="gray"
         Matplotlib colormap for grey images, or one per row (e.g. ``"magma"`` for error
         maps). Ignored for RGB rows.
+    title : str, optional
+        Title above the whole grid; default none.
+    colorbar : str or sequence of (str or None), optional
+        Label of a colour bar drawn at the right end of each grey row (e.g. "squared
+        error"), one label for every row or one per row (None: no bar for that row).
 
     Returns
     -------
     matplotlib.figure.Figure
-        The grid, about 1.7 inches per image.
+        The grid, about 1.7 inches per image, on a white background.
     """
     if len(rows) == 0:
         raise DataError("plot_image_grid needs at least one row of images")
@@ -487,37 +495,206 @@ def plot_image_grid(
     n_rows, n_cols = len(images), max(len(a) for a in images)
     if col_titles is not None and (isinstance(col_titles, str) or len(col_titles) != n_cols):
         raise DataError(f"give one column title per column: {n_cols} columns")
-    cmaps = [cmap] * n_rows if isinstance(cmap, str) else list(cmap)
-    if len(cmaps) != n_rows:
-        raise DataError(f"cmap must be one colormap name or one per row ({n_rows} rows)")
+    cmaps = _per_row(cmap, n_rows, "cmap", "one colormap name")
+    bars = _per_row(colorbar, n_rows, "colorbar", "one label")
 
     cell = 1.7
+    height = cell * n_rows + 0.3 * (col_titles is not None) + 0.4 * (title is not None)
     fig = Figure(
-        figsize=(cell * n_cols + 0.5, cell * n_rows + (0.3 if col_titles is not None else 0.0)),
-        dpi=_DPI,
-        layout="constrained",
+        figsize=(cell * n_cols + 0.5 + 0.8 * any(bars), height), dpi=_DPI, layout="constrained"
     )
-    axes = fig.subplots(n_rows, n_cols, squeeze=False)
-    for r, (a, row_title, cm) in enumerate(zip(images, row_titles, cmaps, strict=True)):
-        vmin, vmax = float(a.min()), float(a.max())
-        if vmax <= vmin:
-            vmax = vmin + 1.0
+    if title is not None:
+        fig.suptitle(title)
+    _draw_images(
+        fig,
+        images,
+        row_titles,
+        [None if col_titles is None else list(col_titles)] + [None] * (n_rows - 1),
+        cmaps,
+        [_grey_range(a) for a in images],
+        bars,
+    )
+    return fig
+
+
+def _per_row(value: Any, n_rows: int, name: str, one: str) -> list[Any]:
+    values = [value] * n_rows if value is None or isinstance(value, str) else list(value)
+    if len(values) != n_rows:
+        raise DataError(f"{name} must be {one} or one per row ({n_rows} rows)")
+    return values
+
+
+def _grey_range(*arrays: NDArray[np.float64]) -> tuple[float, float]:
+    """One colour scale, the min to max of ``arrays`` (a unit wide when they are flat)."""
+    vmin = min(float(a.min()) for a in arrays)
+    vmax = max(float(a.max()) for a in arrays)
+    return vmin, vmax if vmax > vmin else vmin + 1.0
+
+
+def _draw_images(
+    fig: Any,
+    images: Sequence[NDArray[np.float64]],
+    row_titles: Sequence[str],
+    cell_titles: Sequence[Sequence[str] | None],
+    cmaps: Sequence[str],
+    ranges: Sequence[tuple[float, float]],
+    colorbars: Sequence[str | None],
+    title_size: str = "medium",
+) -> None:
+    """Draw rows of images (from :func:`_as_images`) into a figure or subfigure: the row
+    title left of each row, ``cell_titles[r]`` above the images of row r, and a colour bar
+    right of each grey row with a label in ``colorbars``."""
+    n_cols = max(len(a) for a in images)
+    bars = any(colorbars)
+    widths = [1.0] * n_cols + [0.07] * bars
+    axes = fig.subplots(
+        len(images), n_cols + bars, squeeze=False, gridspec_kw={"width_ratios": widths}
+    )
+    for r, a in enumerate(images):
+        art = None
         for c in range(n_cols):
             ax = axes[r, c]
             ax.set_xticks([])
             ax.set_yticks([])
             if c < len(a):
                 if a.ndim == 4:
-                    ax.imshow(a[c], interpolation="nearest")
+                    art = ax.imshow(a[c], interpolation="nearest")
                 else:
-                    ax.imshow(a[c], cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
+                    vmin, vmax = ranges[r]
+                    art = ax.imshow(
+                        a[c], cmap=cmaps[r], vmin=vmin, vmax=vmax, interpolation="nearest"
+                    )
             else:
                 for spine in ax.spines.values():
                     spine.set_visible(False)
             if c == 0:
-                ax.set_ylabel(str(row_title))
-            if r == 0 and col_titles is not None:
-                ax.set_title(str(col_titles[c]), fontsize="medium")
+                ax.set_ylabel(str(row_titles[r]))
+            titles = cell_titles[r]
+            if titles is not None and c < len(titles):
+                ax.set_title(str(titles[c]), fontsize=title_size)
+        if bars and colorbars[r] and a.ndim == 3:
+            fig.colorbar(art, cax=axes[r, -1], label=colorbars[r])
+        elif bars:
+            axes[r, -1].set_axis_off()
+
+
+def plot_reconstructions(
+    originals: ArrayLike,
+    reconstructions: ArrayLike,
+    errors: ArrayLike,
+    scores: ArrayLike,
+    *,
+    labels: ArrayLike | None = None,
+    threshold: float | None = None,
+    n: int = 8,
+    title: str | None = None,
+    error_name: str = "squared error",
+) -> Figure:
+    """Draw the most and the least anomalous images with their reconstructions and error maps.
+
+    Parameters
+    ----------
+    originals : array-like of shape (N, H, W) or (N, C, H, W)
+        Images (C = 1 grey or 3 RGB), pixel values in any unit, e.g. the rows of a test set
+        (or only the ones worth drawing: the ``n`` highest and ``n`` lowest scores).
+    reconstructions : array-like of the same shape
+        The model's reconstruction of each image, in the unit of ``originals``. Grey
+        originals and reconstructions share one colour scale, so they compare directly.
+    errors : array-like of shape (N, H, W) or (N, C, H, W)
+        Reconstruction error of each pixel (e.g. squared error, in squared pixel units),
+        averaged over channels; all error maps share one colour scale, shown by a colour bar.
+    scores : array-like of shape (N,)
+        Anomaly score of each image (higher = more anomalous), written above it.
+    labels : array-like of shape (N,), optional
+        True labels, 1 (or True) = anomaly, 0 (or False) = normal, written under the score.
+    threshold : float, optional
+        Decision threshold in the unit of the scores (anomaly iff score > threshold),
+        quoted in the title.
+    n : int, default=8
+        Images per group: the ``n`` most anomalous, then the ``n`` least anomalous (fewer
+        when there are fewer than ``2 n`` images), 8 images a row.
+    title : str, optional
+        First line of the title; default "Reconstructions".
+    error_name : str, default="squared error"
+        What ``errors`` measure: the title of the error rows and of the colour bar.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two groups, each with rows of originals, reconstructions and error maps.
+    """
+    from .thresholds import check_binary_labels
+
+    originals_, recon = _as_images(originals, 0), _as_images(reconstructions, 1)
+    err = np.asarray(errors, dtype=np.float64)
+    err = _as_images(err.mean(axis=1) if err.ndim == 4 else err, 2)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = None if labels is None else check_binary_labels(labels, name="labels")
+    sizes = {len(originals_), len(recon), len(err), len(s), *([len(y)] if y is not None else [])}
+    if (
+        len(sizes) != 1
+        or recon.shape != originals_.shape
+        or err.shape[1:3] != originals_.shape[1:3]
+    ):
+        raise DataError(
+            "originals, reconstructions, errors, scores (and labels) must describe the same "
+            f"images: got {originals_.shape}, {recon.shape}, {err.shape}, {s.shape}"
+        )
+    if not np.isfinite(s).all():
+        raise DataError("scores contain NaN or infinite values")
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise DataError(f"n must be a positive integer, got {n!r}")
+    t = _check_threshold(threshold)
+
+    order = np.argsort(-s, kind="stable")
+    n_top = min(n, math.ceil(len(s) / 2))
+    groups = [
+        (f"the {n_top} most anomalous (highest scores)", order[:n_top]),
+        (f"the {min(n, len(s) - n_top)} least anomalous (lowest scores)",
+         order[::-1][: min(n, len(s) - n_top)]),
+    ]  # fmt: skip
+    groups = [(name, pick) for name, pick in groups if len(pick)]
+    per_row = 8
+    grey = _grey_range(originals_, recon) if originals_.ndim == 3 else (0.0, 1.0)
+    err_range = _grey_range(err)
+    cell = 1.3
+    n_chunks = [math.ceil(len(pick) / per_row) for _, pick in groups]
+    cols = min(per_row, max(len(pick) for _, pick in groups))
+    fig = Figure(
+        figsize=(cell * cols + 1.6, sum(3 * cell * k + 0.75 for k in n_chunks) + 0.7),
+        dpi=_DPI,
+        layout="constrained",
+    )
+    notes = ["number above each image: its anomaly score"]
+    if t is not None:
+        notes.append(f"flagged when > {t:.4g}")
+    if y is not None:
+        notes.append("below it the true label")
+    fig.suptitle(f"{title if title is not None else 'Reconstructions'}\n{'; '.join(notes)}")
+    subfigs = fig.subfigures(len(groups), 1, height_ratios=n_chunks, squeeze=False)[:, 0]
+    for sub, (name, pick) in zip(subfigs, groups, strict=True):
+        sub.suptitle(name, fontsize="medium", fontweight="bold")
+        rows, row_titles, cell_titles = [], [], []
+        for i in range(0, len(pick), per_row):
+            part = pick[i : i + per_row]
+            rows += [originals_[part], recon[part], err[part]]
+            row_titles += ["original", "reconstruction", error_name]
+            names = [
+                f"{s[j]:.3g}" + ("" if y is None else ("\nanomaly" if y[j] else "\nnormal"))
+                for j in part
+            ]
+            cell_titles += [names, None, None]
+        k = len(rows) // 3
+        _draw_images(
+            sub,
+            rows,
+            row_titles,
+            cell_titles,
+            ["gray", "gray", "magma"] * k,
+            [grey, grey, err_range] * k,
+            [None, None, error_name] * k,
+            title_size="small",
+        )
     return fig
 
 

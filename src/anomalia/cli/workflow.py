@@ -539,7 +539,9 @@ def evaluate(
         if getattr(det, "image_shape_", None) is not None and hasattr(det, "reconstruct"):
             from ..plots import save_figure
 
-            save_figure(_reconstruction_grid(det, ds.X, scores), plots / "reconstructions.png")
+            title = f"{name}: reconstructions of {Path(data).name}"
+            grid = _reconstruction_grid(det, ds.X, scores, y, title)
+            save_figure(grid, plots / "reconstructions.png")
     if as_json:
         typer.echo(json.dumps({"detector": name, **result}))
     else:
@@ -548,27 +550,27 @@ def evaluate(
             console.print(f"plots written to {plots}/")
 
 
-def _reconstruction_grid(det: Any, X: Any, scores: Any, n: int = 8) -> Any:
+def _reconstruction_grid(
+    det: Any, X: Any, scores: Any, y: Any = None, title: str | None = None, n: int = 8
+) -> Any:
     """Originals, reconstructions and error maps of the most and least anomalous images."""
     import numpy as np
 
-    from ..plots import plot_image_grid
+    from ..plots import plot_reconstructions
 
     order = np.argsort(-scores, kind="stable")
-    pick = np.r_[order[:n], order[-n:]]
-    images = np.asarray(X)[pick]
-    recon = det.reconstruct(images)
-    errors = det.feature_errors(images)
-    if images.ndim == 4 and images.shape[1] == 1:
-        images, recon, errors = images[:, 0], recon[:, 0], errors[:, 0]
-    if errors.ndim == 4:
-        errors = errors.mean(axis=1)
-    titles = [f"{s:.3g}" for s in scores[pick]]
-    return plot_image_grid(
-        [images, recon, errors],
-        ["original", "reconstruction", "squared error"],
-        col_titles=titles,
-        cmap=["gray", "gray", "magma"],
+    pick = np.r_[order[:n], order[-n:]] if len(order) > 2 * n else order
+    rows = X.iloc[pick] if hasattr(X, "iloc") else np.asarray(X)[pick]  # tables keep names
+    shape = (len(pick), *det.image_shape_)  # a table's rows are drawn as images too
+    return plot_reconstructions(
+        np.asarray(rows, dtype=np.float64).reshape(shape),
+        np.asarray(det.reconstruct(rows)).reshape(shape),
+        np.asarray(det.feature_errors(rows)).reshape(shape),
+        scores[pick],
+        labels=None if y is None else np.asarray(y)[pick],
+        threshold=det.threshold_,
+        n=n,
+        title=title,
     )
 
 
