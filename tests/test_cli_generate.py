@@ -139,7 +139,7 @@ def test_interpolate_images(files, tmp_path):
 
     with Image.open(tmp_path / "strip.png") as img:
         width, height = img.size
-    assert width > 6 * height  # one row: the two inputs and 6 points between them
+    assert width > 5 * height  # one row (and a title): the two inputs and 6 points between
 
 
 def _with_version(blob, version):
@@ -182,3 +182,27 @@ def test_errors_exit_2_without_output(files, tmp_path, case, match):
     assert "error:" in res.stderr and match in res.stderr
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["codes.bin"]  # no stray temporary file
+
+
+def test_image_grids_have_titles(files, tmp_path, monkeypatch):
+    import anomalia.plots
+
+    drawn, save = {}, anomalia.plots.save_figure
+
+    def keep(fig, path):
+        drawn[path.name] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(anomalia.plots, "save_figure", keep)
+    model = files["conv-vae"]
+    assert run("sample", model, "-n", 8, "--seed", 2, "--out", tmp_path / "s.png").exit_code == 0
+    packed = tmp_path / "images.codes"
+    assert run("compress", model, files["images"], "--out", packed).exit_code == 0
+    assert run("decompress", model, packed, "--out", tmp_path / "d.png").exit_code == 0
+    args = ("interpolate", model, files["images"], "--start", 0, "--end", 3)
+    assert run(*args, "--out", tmp_path / "i.png").exit_code == 0
+    assert {name: fig.get_suptitle() for name, fig in drawn.items()} == {
+        "s.png": "samples from the prior of conv-vae.anomalia, seed 2 (8 images)",
+        "d.png": "decoded from images.codes (24 images)",
+        "i.png": "conv-vae.anomalia: a straight line in code space from row 0 to row 3",
+    }

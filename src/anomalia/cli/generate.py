@@ -37,11 +37,13 @@ def _check_out(out: Path, det: Any, what: str) -> None:
         raise AnomaliaError(f"{what} are written to {', '.join(formats)}; got {out.name!r}")
 
 
-def _write(out: Path, X: Any, det: Any, extra: dict[str, Any] | None = None) -> None:
+def _write(
+    out: Path, X: Any, det: Any, extra: dict[str, Any] | None = None, title: str = ""
+) -> None:
     """Write decoded rows or images by the suffix of ``out`` (checked by ``_check_out``).
 
-    .npy: the array as is; .png: a grid of the first GRID_MAX images; .csv/.parquet: rows
-    with the model's feature names, ``extra`` columns first.
+    .npy: the array as is; .png: a grid of the first GRID_MAX images under ``title``;
+    .csv/.parquet: rows with the model's feature names, ``extra`` columns first.
     """
     import numpy as np
     import pandas as pd
@@ -57,7 +59,9 @@ def _write(out: Path, X: Any, det: Any, extra: dict[str, Any] | None = None) -> 
         starts = range(0, len(shown), GRID_COLUMNS)
         rows = [shown[i : i + GRID_COLUMNS] for i in starts]
         titles = [f"{i + 1}-{i + len(r)}" for i, r in zip(starts, rows, strict=True)]
-        save_figure(plot_image_grid(rows, titles), out)
+        count = f"the first {len(shown)} of {len(X)}" if len(X) > len(shown) else len(X)
+        title = f"{title} ({count} images)"
+        save_figure(plot_image_grid(rows, titles, title=title), out)
     else:
         rows2d = X.reshape(len(X), -1)
         names = getattr(det, "feature_names_in_", None)
@@ -185,7 +189,7 @@ def decompress(
     header = read_header(blob)
     X_hat = decode(det, blob)
     ids = {header.get("id_name", "id"): header["ids"]} if "ids" in header else None
-    _write(out, X_hat, det, ids)
+    _write(out, X_hat, det, ids, f"decoded from {file.name}")
     console.print(f"decoded {len(X_hat)} rows of shape {tuple(X_hat.shape[1:])}; wrote {out}")
 
 
@@ -208,7 +212,8 @@ def sample(
         kind = getattr(det, "name", type(det).__name__)
         raise AnomaliaError(f"sample needs a vae model; {model.name} is a {kind!r} model")
     _check_out(out, det, "samples")
-    _write(out, det.sample(n, random_state=seed), det)
+    title = f"samples from the prior of {model.name}, seed {seed}"
+    _write(out, det.sample(n, random_state=seed), det, title=title)
     console.print(f"drew {n} samples (seed {seed}); wrote {out}")
 
 
@@ -252,7 +257,9 @@ def interpolate(
         ends = np.asarray(pair, dtype=np.float64).reshape(2, *det.image_shape_)
         strip = np.concatenate([ends[:1], path, ends[1:]])
         titles = [f"row {start}", *(f"t={v:.2f}" for v in t[:, 0]), f"row {end}"]
-        save_figure(plot_image_grid([strip], ["input, path, input"], col_titles=titles), out)
+        title = f"{model.name}: a straight line in code space from row {start} to row {end}"
+        grid = plot_image_grid([strip], ["input, path, input"], col_titles=titles, title=title)
+        save_figure(grid, out)
     else:
         _write(out, path, det, {"t": t[:, 0]})
     console.print(f"decoded {steps} points from row {start} to row {end}; wrote {out}")
