@@ -284,6 +284,50 @@ def test_summary_ranks_wins_and_published_comparison(tmp_path):
     assert all(f.stat().st_size > 1000 for f in figures)
 
 
+LONG_SPEC = "ensemble(detectors=(('knn', {'max_samples': 10000}), 'iforest', 'gaussian'), trim=0.1)"
+
+
+def drawn_figures(monkeypatch) -> dict:
+    import anomalia.plots
+
+    drawn, save = {}, anomalia.plots.save_figure
+
+    def keep(fig, path):
+        drawn[path.name] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(anomalia.plots, "save_figure", keep)
+    return drawn
+
+
+@pytest.mark.parametrize("n_datasets", [1, 2, 5])
+def test_plot_results_values_short_names_and_missing_cells(tmp_path, monkeypatch, n_datasets):
+    rows = []
+    for i in range(n_datasets):
+        for det in ("default", "knn", LONG_SPEC):
+            ok = not (det == "knn" and i == 0)  # knn timed out on the first dataset
+            rows.append({"protocol": "clean", "dataset": f"set{i}", "detector": det, "seed": 0,
+                         "status": "ok" if ok else "timeout", "roc_auc": 0.8 + 0.01 * i if ok
+                         else None, "average_precision": 0.5, "fit_seconds": 1.0})  # fmt: skip
+    drawn = drawn_figures(monkeypatch)
+    figures = bench.plot_results(bench._tidy(pd.DataFrame(rows)), tmp_path / "r")
+    assert [f.name for f in figures] == ["r_clean_auc.png", "r_clean_heatmap.png"]
+    auc, heat = drawn["r_clean_auc.png"], drawn["r_clean_heatmap.png"]
+    (ax,) = auc.axes
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert "ensemble [1]" in ticks and LONG_SPEC not in ticks  # the key spells it out
+    assert f"[1] {LONG_SPEC}".replace(" ", "") in auc.get_supxlabel().replace("\n", "").replace(
+        " ", ""
+    )
+    assert ax.get_title() == f"protocol clean: {n_datasets} dataset{'s' * (n_datasets > 1)}"
+    assert f"knn ({n_datasets - 1} of {n_datasets})" in ticks
+    values = {t.get_text() for t in ax.texts}
+    assert ("0.800" in values) == (n_datasets <= 2)  # dots with values, not boxes
+    cells = [t.get_text() for t in heat.axes[0].texts]
+    assert cells.count("timeout") == 1 and "0.80" in cells
+    assert "timeout: every seed ran past the time limit" in " ".join(heat.get_supxlabel().split())
+
+
 def test_cli_bench_end_to_end(suite, tmp_path):
     out = tmp_path / "res.csv"
     args = ["bench", "--data-dir", str(suite), "-d", "knn", "-d", "iforest(n_estimators=20)",

@@ -848,48 +848,152 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 
 
 def plot_results(df: pd.DataFrame, stem: str | os.PathLike[str]) -> list[Path]:
-    """Per protocol: ROC-AUC spread per detector (box plot, mean marked) and a heatmap.
+    """Per protocol: ROC-AUC per detector (box plots, or dots with values for one or two
+    datasets) and a dataset x detector heatmap with the value in each cell.
 
-    Files are ``<stem>_<protocol>_auc.png`` and ``<stem>_<protocol>_heatmap.png``.
+    Files are ``<stem>_<protocol>_auc.png`` and ``<stem>_<protocol>_heatmap.png``. ROC-AUC is
+    averaged over seeds (ok jobs only); a heatmap cell without a result says why (timeout,
+    error, not run). Detector specs longer than 30 characters are shown by their name and
+    a number, [1], [2], ..., spelt out under the figure.
     """
-    from matplotlib.figure import Figure
-
-    def short(names: Any) -> list[str]:  # long specs (ensembles) would squeeze the axes
-        return [n if len(n) <= 40 else n[:39] + "…" for n in names]
+    from .plots import save_figure
 
     written = []
     for protocol, table in per_dataset(df).items():
         if table.empty:
             continue
-        order = table.mean().sort_values().index
-        table = table[order]
-        fig = Figure(figsize=(7, 0.45 * len(order) + 1.5), layout="constrained")
-        ax = fig.add_subplot()
-        ax.boxplot(
-            [table[c].dropna() for c in order], orientation="horizontal", tick_labels=short(order)
-        )
-        ax.scatter(table.mean(), range(1, len(order) + 1), marker="D", color="C3", zorder=3,
-                   label="mean")  # fmt: skip
-        ax.set_xlabel("ROC-AUC per dataset (mean over seeds)")
-        ax.set_title(f"protocol {protocol}: {len(table)} datasets")
-        ax.legend(loc="lower left")
-        path = Path(f"{stem}_{protocol}_auc.png")
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        written.append(path)
-
-        cols = list(order[::-1])
-        fig = Figure(figsize=(1.0 + 0.55 * len(cols), 0.28 * len(table) + 2.2),
-                     layout="constrained")  # fmt: skip
-        ax = fig.add_subplot()
-        im = ax.imshow(table[cols].to_numpy(), aspect="auto", cmap="viridis", vmin=0.4, vmax=1)
-        ax.set_xticks(range(len(cols)), short(cols), rotation=60, ha="right", fontsize=8)
-        ax.set_yticks(range(len(table)), table.index, fontsize=8)
-        fig.colorbar(im, ax=ax, label="ROC-AUC")
-        ax.set_title(f"protocol {protocol}")
-        path = Path(f"{stem}_{protocol}_heatmap.png")
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        written.append(path)
+        sub = df[df.protocol == protocol]
+        table = table.reindex(columns=list(dict.fromkeys(sub.detector)))  # failed ones too
+        order = table.mean().sort_values(na_position="first").index  # best last: at the top
+        figures = {
+            "auc": _auc_figure(table[order], protocol),
+            "heatmap": _heatmap_figure(table[order[::-1]], sub, protocol),
+        }
+        for kind, fig in figures.items():
+            written.append(save_figure(fig, Path(f"{stem}_{protocol}_{kind}.png")))
     return written
+
+
+def _short_names(specs: Any, limit: int = 30) -> tuple[list[str], list[str]]:
+    """Display names of detector specs, and the key lines "[k] spec" of the shortened ones."""
+    names, key = [], []
+    for spec in specs:
+        if len(spec) <= limit:
+            names.append(spec)
+            continue
+        head = spec.partition("(")[0]
+        head = head if len(head) <= limit - 5 else head[: limit - 6] + "…"
+        key.append(f"[{len(key) + 1}] {spec}")
+        names.append(f"{head} [{len(key)}]")
+    return names, key
+
+
+def _with_key(fig: Any, lines: list[str], width_in: float) -> None:
+    """Write ``lines`` (the spec key and notes) under the figure, wrapped to its width."""
+    import textwrap
+
+    if lines:
+        wrapped = [textwrap.fill(line, width=int(width_in * 14)) for line in lines]
+        fig.supxlabel("\n".join(wrapped), fontsize=7, ha="left", x=0.01, linespacing=1.4)
+
+
+def _key_height(lines: list[str], width_in: float) -> float:
+    return sum(math.ceil(len(line) / int(width_in * 14)) for line in lines) * 0.15
+
+
+def _auc_figure(table: pd.DataFrame, protocol: str) -> Any:
+    """ROC-AUC per detector over the datasets; ``table`` columns ordered worst to best."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    n_sets = len(table)
+    names, key = _short_names(table.columns)
+    counts = table.notna().sum()
+    names = [
+        n if counts[c] == n_sets else f"{n} ({counts[c]} of {n_sets})"
+        for n, c in zip(names, table.columns, strict=True)
+    ]
+    width = 8.5
+    fig = Figure(
+        figsize=(width, 0.42 * len(names) + 2.0 + _key_height(key, width)), layout="constrained"
+    )
+    ax = fig.add_subplot()
+    ax.grid(True, axis="x", alpha=0.3, linewidth=0.6)
+    pos = np.arange(1, len(names) + 1)
+    if n_sets <= 2:  # a box of one or two values says nothing: the values themselves
+        # the first dataset's values above its dots, the second's below: they never collide
+        for (dataset, row), marker, color, dy in zip(
+            table.iterrows(), "os", ("C0", "C1"), (6, -6), strict=False
+        ):
+            v = row.to_numpy(dtype=float)
+            ax.scatter(v, pos, marker=marker, s=36, color=color, zorder=3, label=str(dataset))
+            for p, value in zip(pos[np.isfinite(v)], v[np.isfinite(v)], strict=True):
+                ax.annotate(
+                    f"{value:.3f}", (value, p), xytext=(0, dy), textcoords="offset points",
+                    ha="center", va="bottom" if dy > 0 else "top", fontsize=7, color=color,
+                )  # fmt: skip
+        ax.set_ylim(0.3, len(names) + 0.7)
+        fig.legend(title="dataset", loc="outside right upper", fontsize="small", frameon=False)
+    else:
+        boxes = [table[c].dropna() for c in table.columns]
+        ax.boxplot(boxes, orientation="horizontal", medianprops={"color": "C1"})
+        ax.scatter(table.mean(), pos, marker="D", color="C3", zorder=3)
+        handles = [
+            Line2D([], [], marker="D", color="C3", linestyle="none", label="mean"),
+            Line2D([], [], color="C1", label="median"),
+            Line2D([], [], color="black", label="box: quartiles\nwhiskers: 1.5 IQR\no: beyond"),
+        ]
+        fig.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False)
+    ax.set_yticks(pos, names)
+    ax.set_xlabel("ROC-AUC per dataset (mean over seeds)")
+    ax.set_title(f"protocol {protocol}: {n_sets} dataset{'s' * (n_sets != 1)}")
+    _with_key(fig, key, width)
+    return fig
+
+
+def _heatmap_figure(table: pd.DataFrame, jobs: pd.DataFrame, protocol: str) -> Any:
+    """Dataset x detector ROC-AUC, the value in each cell; ``table`` columns best first."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    names, key = _short_names(table.columns)
+    values = table.to_numpy(dtype=float)
+    missing = ~np.isfinite(values)
+    statuses = jobs.groupby(["dataset", "detector"]).status.agg(set)
+
+    notes = {
+        "timeout": "timeout: every seed ran past the time limit",
+        "error": "error: every seed failed (see the error column of the results)",
+        "not run": "not run: no job for this pair",
+    }
+    reasons = {}
+    for i, j in zip(*np.nonzero(missing), strict=True):
+        seen = statuses.get((table.index[i], table.columns[j]), set())
+        reasons[i, j] = next((k for k in ("timeout", "error") if k in seen), "not run")
+    lines = [*key]
+    if reasons:
+        kinds = sorted(set(reasons.values()))
+        lines.append("grey cells have no ROC-AUC. " + "; ".join(notes[k] for k in kinds) + ".")
+    width = max(5.0, 2.2 + 0.6 * len(names))
+    fig = Figure(
+        figsize=(width, 0.3 * len(table) + 2.6 + _key_height(lines, width)), layout="constrained"
+    )
+    ax = fig.add_subplot()
+    cmap = colormaps["viridis"].with_extremes(bad="0.85")
+    im = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap=cmap, vmin=0.4, vmax=1)
+    for (i, j), v in np.ndenumerate(values):
+        if missing[i, j]:
+            ax.text(j, i, reasons[i, j], ha="center", va="center", fontsize=5.5, color="0.3")
+        else:
+            r, g, b, _ = cmap(im.norm(v))
+            ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6.5, color=ink)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(table)), table.index, fontsize=8)
+    fig.colorbar(im, ax=ax, label="ROC-AUC", extend="min", fraction=0.05)  # ▼: below 0.4
+    ax.set_title(f"protocol {protocol}: ROC-AUC, mean over seeds")
+    _with_key(fig, lines, width)
+    return fig
 
 
 def summary_json(summary: dict[str, Any]) -> str:
