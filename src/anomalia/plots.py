@@ -132,6 +132,13 @@ def _point_label(t: float, x_name: str, x: float, y_name: str, yv: float) -> str
     return f"score > {t:.4g}: {x_name} {x:.2f}, {y_name} {yv:.2f}"
 
 
+def _wrap(name: str, width: int = 40) -> str:
+    """A curve's name in the legend, wrapped to lines of ``width`` characters."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(name, width)) or name
+
+
 def _curve_style(i: int) -> tuple[str, Any]:
     """Colour and line style of the ``i``-th curve: 10 colours, then 4 line styles cycled."""
     colors = PALETTE + _MORE_COLORS
@@ -148,13 +155,15 @@ def _curve_entry(color: str, style: Any, point: bool) -> Any:
     )  # fmt: skip
 
 
-def _curve_figure(n_series: int, labels_chars: int) -> tuple[Figure, Any]:
-    """Figure of a ROC or PR plot: a square axes, and a legend column to the right
-    when there are several curves (wide enough for the longest legend line)."""
-    if n_series == 1:
+def _curve_figure(labels: list[str]) -> tuple[Figure, Any]:
+    """Figure of a ROC or PR plot: a square axes, and for several curves a legend column to
+    the right, wide and tall enough for ``labels`` (one per curve, lines split by newlines)."""
+    if len(labels) == 1:
         return _new_axes((5.6, 5.6))
-    legend_width = 0.7 + 0.058 * labels_chars  # inches: the handle, then ~8-pt characters
-    return _new_axes((5.4 + legend_width, max(5.2, 1.4 + 0.42 * n_series)))
+    lines = [line for label in labels for line in label.split("\n")]
+    width = 0.7 + 0.058 * max(len(line) for line in lines)  # the handle, then 8-pt characters
+    height = 1.1 + 0.17 * (len(lines) + 1) + 0.1 * (len(labels) + 1)  # and the chance line
+    return _new_axes((5.4 + width, max(5.2, height)))
 
 
 def _curve_legend(
@@ -207,17 +216,15 @@ def plot_roc(
     curves = []
     for name, raw, t in series:
         y, s = check_labels_and_scores(y, raw, name=_scores_name(name))
-        label = (
-            f"AUC = {roc_auc(y, s):.3f}" if name is None else f"{name} (AUC = {roc_auc(y, s):.3f})"
-        )
+        auc = roc_auc(y, s)
+        label = f"AUC = {auc:.3f}" if name is None else f"{_wrap(name)} (AUC = {auc:.3f})"
         point = None
         if t is not None:
             tp, fp, n_pos, n_neg = _counts_at(y, s, t)
             point = (fp / n_neg, tp / n_pos)
             label += "\n" + _point_label(t, "FPR", point[0], "TPR", point[1])
         curves.append((roc_curve(y, s)[:2], point, label))
-    chars = max(len(line) for _, _, label in curves for line in label.split("\n"))
-    fig, ax = _curve_figure(len(curves), chars)
+    fig, ax = _curve_figure([label for _, _, label in curves])
     handles, labels = [], []
     for i, ((fpr, tpr), point, label) in enumerate(curves):
         color, style = _curve_style(i)
@@ -273,7 +280,7 @@ def plot_pr(
         if y.all():
             raise DataError("a precision-recall curve needs normal rows (0) in y_true too")
         ap = average_precision(y, s)
-        label = f"AP = {ap:.3f}" if name is None else f"{name} (AP = {ap:.3f})"
+        label = f"AP = {ap:.3f}" if name is None else f"{_wrap(name)} (AP = {ap:.3f})"
         point = None
         if t is not None:
             tp, fp, n_pos, _ = _counts_at(y, s, t)
@@ -281,8 +288,7 @@ def plot_pr(
             label += "\n" + _point_label(t, "recall", point[0], "precision", point[1])
         precision, recall, _ = precision_recall_curve(y, s)
         curves.append(((recall, precision), point, label))
-    chars = max(len(line) for _, _, label in curves for line in label.split("\n"))
-    fig, ax = _curve_figure(len(curves), chars)
+    fig, ax = _curve_figure([label for _, _, label in curves])
     handles, labels = [], []
     for i, ((recall, precision), point, label) in enumerate(curves):
         color, style = _curve_style(i)
