@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from anomalia import bench
 from anomalia.cli.app import app
+from anomalia.detectors import pyod as pyod_wrapper
 from anomalia.errors import AnomaliaError
 
 runner = CliRunner()
@@ -114,7 +115,7 @@ def test_plan_checks_detectors_and_skips_pyod_when_absent(suite, monkeypatch):
         bench.plan(data, ["nope"])
     with pytest.raises(AnomaliaError, match="unknown parameter"):
         bench.plan(data, ["knn(trees=3)"])
-    monkeypatch.setattr(bench, "pyod_available", lambda: False)
+    monkeypatch.setattr(pyod_wrapper, "pyod_available", lambda: False)
     jobs, notes = bench.plan(data, ["knn", "pyod:ECOD"], ["clean"], [0, 1])
     assert {j.detector for j in jobs} == {"knn"} and len(jobs) == 2 * 2
     assert notes == ["skipped pyod:ECOD: PyOD is not installed (pip install 'anomalia[bench]')"]
@@ -352,7 +353,7 @@ def test_cli_bench_user_file_and_missing_pyod(tmp_path, monkeypatch):
     X, y = _data(400, 20)
     frame = pd.DataFrame(X, columns=list("abcd")).assign(label=y)
     frame.to_csv(tmp_path / "mine.csv", index=False)
-    monkeypatch.setattr(bench, "pyod_available", lambda: False)
+    monkeypatch.setattr(pyod_wrapper, "pyod_available", lambda: False)
     out = tmp_path / "r.parquet"
     result = runner.invoke(app, ["bench", str(tmp_path / "mine.csv"), "--label-column", "label",
                                  "-d", "knn", "-d", "pyod:ECOD", "--protocol", "clean",

@@ -252,13 +252,13 @@ def test_tampered_pyod_files_are_refused_without_running_their_content(data, tmp
 
 
 def test_without_pyod_the_errors_say_how_to_install_it(data, tmp_path, monkeypatch):
-    from anomalia import bench
+    from anomalia.detectors import pyod as pyod_wrapper
 
     X, _ = data
     path = tmp_path / "m.anomalia"
     if HAS_PYOD:
         make_detector("pyod:ECOD").fit(X).save(path)
-    monkeypatch.setattr(bench, "pyod_available", lambda: False)
+    monkeypatch.setattr(pyod_wrapper, "pyod_available", lambda: False)
     with pytest.raises(AnomaliaError, match=r"PyOD is not installed \(pip install 'anomalia"):
         make_detector("pyod:ECOD")
     with pytest.raises(AnomaliaError, match="PyOD is not installed"):

@@ -489,7 +489,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             Signing key (at least 16 bytes): the file gets an HMAC-SHA256 signature that
             ``anomalia.load(path, key=key)`` verifies (see :mod:`anomalia.persistence`).
         """
-        from .persistence import save
+        from .persistence._write import save
 
         save(self, path, metadata=metadata, key=key)
 

@@ -33,7 +33,6 @@ import functools
 import hashlib
 import importlib
 import importlib.util
-import inspect
 import json
 import math
 import multiprocessing
@@ -56,27 +55,12 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from .datasets import data_dir
+from .detectors import pyod as _pyod
+from .detectors.pyod import PYOD_MODULES, pyod_class, with_seed
 from .errors import AnomaliaError
 
 PROTOCOLS = ("unsup", "clean")
 SKLEARN_PEERS = ("IsolationForest", "OneClassSVM", "LocalOutlierFactor", "EllipticEnvelope")
-#: PyOD class -> module, for the usual names (others are searched in pyod.models).
-PYOD_MODULES = {
-    "IForest": "iforest",
-    "ECOD": "ecod",
-    "COPOD": "copod",
-    "KNN": "knn",
-    "LOF": "lof",
-    "HBOS": "hbos",
-    "OCSVM": "ocsvm",
-    "PCA": "pca",
-    "CBLOF": "cblof",
-    "LODA": "loda",
-    "MCD": "mcd",
-    "AutoEncoder": "auto_encoder",
-    "VAE": "vae",
-    "DeepSVDD": "deep_svdd",
-}
 #: The detectors a run compares when none are named.
 DEFAULT_DETECTORS = (
     "default",
@@ -235,27 +219,6 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
     return source, name, params
 
 
-def _with_seed(cls: type, params: dict[str, Any], seed: int, quiet: bool = False) -> dict:
-    takes = inspect.signature(cls.__init__).parameters
-    extra: dict[str, Any] = {}
-    if "random_state" in takes and "random_state" not in params:
-        extra["random_state"] = seed
-    if quiet and "verbose" in takes and "verbose" not in params:
-        extra["verbose"] = 0  # PyOD's deep models print every epoch otherwise
-    return {**extra, **params}
-
-
-def _pyod_class(name: str) -> type:
-    module = PYOD_MODULES.get(name, name.lower())
-    try:
-        return getattr(importlib.import_module(f"pyod.models.{module}"), name)
-    except (ImportError, AttributeError):
-        raise AnomaliaError(
-            f"pyod has no detector {name!r} in pyod.models.{module}"
-            f" (known: {', '.join(PYOD_MODULES)})"
-        ) from None
-
-
 def make_scorer(spec: str, seed: int) -> tuple[Any, Callable[[Any], NDArray[np.float64]]]:
     """The unfitted model of ``spec`` and a function giving its anomaly scores once fitted."""
     try:
@@ -269,7 +232,7 @@ def _make_scorer(spec: str, seed: int) -> tuple[Any, Callable[[Any], NDArray[np.
     if source == "anomalia":
         from .registry import detector_class, make_detector
 
-        model = make_detector(name, **_with_seed(detector_class(name), params, seed))
+        model = make_detector(name, **with_seed(detector_class(name), params, seed))
         return model, model.anomaly_score
     if source == "sklearn":
         if name not in SKLEARN_PEERS:
@@ -279,18 +242,11 @@ def _make_scorer(spec: str, seed: int) -> tuple[Any, Callable[[Any], NDArray[np.
         cls = getattr(importlib.import_module(f"sklearn.{module}"), name)
         if name == "LocalOutlierFactor":
             params = {"novelty": True, **params}
-        model = cls(**_with_seed(cls, params, seed))
+        model = cls(**with_seed(cls, params, seed))
         return model, lambda X: -model.score_samples(X)
-    if not pyod_available():
-        raise AnomaliaError("PyOD is not installed (pip install 'anomalia[bench]')")
-    cls = _pyod_class(name)
-    model = cls(**_with_seed(cls, params, seed, quiet=True))
+    cls = pyod_class(name)
+    model = cls(**with_seed(cls, params, seed, quiet=True))
     return model, model.decision_function
-
-
-def pyod_available() -> bool:
-    """Whether PyOD can be imported (it is an optional ``bench`` dependency)."""
-    return importlib.util.find_spec("pyod") is not None
 
 
 def _versions(source: str) -> str:
@@ -433,7 +389,7 @@ def _context() -> Any:
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         # modules loaded once in the (thread-free) fork server, shared by every job
-        ctx.set_forkserver_preload(_PRELOAD + (_PYOD_PRELOAD if pyod_available() else []))
+        ctx.set_forkserver_preload(_PRELOAD + (_PYOD_PRELOAD if _pyod.pyod_available() else []))
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -503,7 +459,7 @@ def keys(df: pd.DataFrame) -> list[tuple[str, str, str, int]]:
 
 
 def _write(df: pd.DataFrame, path: Path) -> None:
-    from .cli._common import atomic_output
+    from ._utils.files import atomic_output
 
     def write(tmp: Path) -> None:
         if path.suffix == ".parquet":
@@ -528,7 +484,7 @@ def plan(
     """
     notes, kept = [], []
     for spec in detectors:
-        if parse_spec(spec)[0] == "pyod" and not pyod_available():
+        if parse_spec(spec)[0] == "pyod" and not _pyod.pyod_available():
             notes.append(f"skipped {spec}: PyOD is not installed (pip install 'anomalia[bench]')")
             continue
         make_scorer(spec, 0)  # unknown names and parameters fail now, not in every job

@@ -19,6 +19,7 @@ skops cannot store at all. anomalia's own ``knn``, ``lof``, ``iforest``, ``ocsvm
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from typing import Any
 
@@ -47,13 +48,57 @@ _SAVABLE_TYPES = frozenset(f"pyod.models.{m}.{c}" for m, c in SAVABLE)
 OWN_PARAMETERS = ("contamination", "random_state")
 
 
+#: PyOD class -> module, for the usual names (others are searched in pyod.models).
+PYOD_MODULES = {
+    "IForest": "iforest",
+    "ECOD": "ecod",
+    "COPOD": "copod",
+    "KNN": "knn",
+    "LOF": "lof",
+    "HBOS": "hbos",
+    "OCSVM": "ocsvm",
+    "PCA": "pca",
+    "CBLOF": "cblof",
+    "LODA": "loda",
+    "MCD": "mcd",
+    "AutoEncoder": "auto_encoder",
+    "VAE": "vae",
+    "DeepSVDD": "deep_svdd",
+}
+
+
+def pyod_available() -> bool:
+    """Whether PyOD can be imported (it is an optional ``bench`` dependency)."""
+    return importlib.util.find_spec("pyod") is not None
+
+
+def with_seed(cls: type, params: dict[str, Any], seed: int, quiet: bool = False) -> dict:
+    """``params`` with ``random_state=seed`` when ``cls`` takes one and ``params`` sets none
+    (and, with ``quiet``, ``verbose=0``): how anomalia, scikit-learn and PyOD models are
+    seeded alike."""
+    takes = inspect.signature(cls.__init__).parameters
+    extra: dict[str, Any] = {}
+    if "random_state" in takes and "random_state" not in params:
+        extra["random_state"] = seed
+    if quiet and "verbose" in takes and "verbose" not in params:
+        extra["verbose"] = 0  # PyOD's deep models print every epoch otherwise
+    return {**extra, **params}
+
+
 def pyod_class(name: str) -> type:
     """The PyOD detector class ``name`` (``"ECOD"``), or :class:`AnomaliaError` saying why not."""
-    from ..bench import _pyod_class, pyod_available
+    import importlib
 
     if not pyod_available():
         raise AnomaliaError("PyOD is not installed (pip install 'anomalia[bench]')")
-    return _pyod_class(name)
+    module = PYOD_MODULES.get(name, name.lower())
+    try:
+        return getattr(importlib.import_module(f"pyod.models.{module}"), name)
+    except (ImportError, AttributeError):
+        raise AnomaliaError(
+            f"pyod has no detector {name!r} in pyod.models.{module}"
+            f" (known: {', '.join(PYOD_MODULES)})"
+        ) from None
 
 
 def pyod_detector(model: str, params: dict[str, Any]) -> PyODDetector:
@@ -151,8 +196,6 @@ class PyODDetector(BaseDetector):
             raise ValueError(
                 f"params must not set {', '.join(clash)}: it is the wrapper's own parameter"
             )
-        from ..bench import pyod_available
-
         if not pyod_available():
             raise AnomaliaError("PyOD is not installed (pip install 'anomalia[bench]')")
 
@@ -162,10 +205,8 @@ class PyODDetector(BaseDetector):
             raise ModelFileError(f"the model file holds a {kind} where a PyOD {self.model} belongs")
 
     def _fit(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
-        from ..bench import _with_seed
-
         cls = pyod_class(self.model)
-        params = _with_seed(cls, dict(self.params or {}), self.random_state, quiet=True)
+        params = with_seed(cls, dict(self.params or {}), self.random_state, quiet=True)
         try:
             model = cls(**params)
         except TypeError as exc:  # the PyOD constructor refusing a parameter
