@@ -12,7 +12,7 @@ $(PY):
 # torch first, pinned: pip finds the local CPU wheel for exactly this version.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,serve,export,dask,spark,bench]"
+	$(PY) -m pip install --quiet -e ".[dev,serve,export,dask,spark,bench,faces]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -35,7 +35,7 @@ def test_data_dir_is_the_variable_else_the_shared_folder_beside_the_checkout(mon
 
 def test_available():
     names = datasets.available()
-    assert set(names) == {"breast-cancer", "digits"}
+    assert set(names) == {"breast-cancer", "digits", "faces"}
     assert all(isinstance(d, str) and "\n" not in d for d in names.values())
 
 
@@ -59,6 +59,45 @@ def test_digits(normal_digit):
     X, y = datasets.load("digits", normal_digit=normal_digit)
     np.testing.assert_array_equal(X, ds.X.to_numpy())
     np.testing.assert_array_equal(y, ds.y)
+
+
+def test_faces_are_images_faces_first():
+    pytest.importorskip("skimage")
+    ds = datasets.load_dataset("faces")
+    assert ds.X.shape == (200, 25, 25) and ds.X.dtype == np.float64
+    assert 0.0 <= ds.X.min() and ds.X.max() <= 1.0
+    np.testing.assert_array_equal(ds.y, np.r_[np.zeros(100), np.ones(100)])
+    assert set(ds.labels[:100]) == {"face"} and set(ds.labels[100:]) == {"non-face"}
+    X, y = datasets.load("faces")
+    assert X.shape == (200, 25, 25) and y.sum() == 100
+
+
+def test_faces_without_scikit_image_say_how_to_install_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "skimage", None)  # importing it raises ImportError
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    with pytest.raises(DataError, match=r"pip install 'anomalia\[faces\]'"):
+        datasets.load_dataset("faces")
+
+
+def test_faces_from_the_command_line(tmp_path):
+    """The homework in two commands: a conv-ae on the faces, scored on held-out images."""
+    pytest.importorskip("skimage")
+    from typer.testing import CliRunner
+
+    from anomalia.cli.app import app
+
+    runner = CliRunner()
+    model = tmp_path / "faces.anomalia"
+    res = runner.invoke(
+        app, ["fit", "faces", "-d", "conv-ae", "-p", "epochs=2", "--out", str(model)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "on 100 rows" in res.output  # the built-in labels: trained on the faces only
+    res = runner.invoke(app, ["evaluate", str(model), "faces", "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"n_anomalies": 100' in res.output
 
 
 def test_unknown_name_lists_names():

@@ -79,6 +79,23 @@ def _digits(*, normal_digit: int = 0) -> Dataset:
     return Dataset(X=X, y=y, ids=None, labels=digits, name="digits", spec=spec)
 
 
+#: Faces first, then non-faces, in scikit-image's ``lfw_subset`` (100 of each).
+N_FACES = 100
+
+
+def _faces() -> Dataset:
+    try:
+        from skimage.data import lfw_subset
+    except ImportError:
+        raise DataError(
+            "the faces dataset comes with scikit-image: pip install 'anomalia[faces]'"
+        ) from None
+    X = np.asarray(lfw_subset(), dtype=np.float64)  # (200, 25, 25), pixels in [0, 1]
+    y = (np.arange(len(X)) >= N_FACES).astype(np.int64)
+    labels = np.where(y == 0, "face", "non-face")
+    return Dataset(X=X, y=y, ids=None, labels=labels, name="faces", spec=TableSpec())
+
+
 _BUILTINS: dict[str, tuple[str, Callable[..., Dataset]]] = {
     "breast-cancer": (
         "Wisconsin diagnostic breast cancer: 569 tumours x 30 features, malignant = anomaly",
@@ -88,6 +105,11 @@ _BUILTINS: dict[str, tuple[str, Callable[..., Dataset]]] = {
         "8x8 handwritten digits: 1,797 images x 64 pixels, digits other than "
         "normal_digit (default 0) = anomaly",
         _digits,
+    ),
+    "faces": (
+        "25x25 grayscale images: 100 faces (Labeled Faces in the Wild) = normal, 100 "
+        "non-faces = anomaly (scikit-image's lfw_subset; the faces extra)",
+        _faces,
     ),
 }
 
@@ -103,15 +125,16 @@ def load_dataset(name: str, **kwargs: Any) -> Dataset:
     Parameters
     ----------
     name : str
-        One of :func:`available`: ``"breast-cancer"`` or ``"digits"``.
+        One of :func:`available`: ``"breast-cancer"``, ``"digits"`` or ``"faces"``.
     **kwargs
         Options of that dataset: ``normal_digit`` (int 0-9, default 0) for ``"digits"``.
 
     Returns
     -------
     Dataset
-        Float64 features, labels (1 = anomaly) and the original classes in ``labels``
-        ("malignant"/"benign", or the digit).
+        Float64 features (a table; ``faces``: an image stack of shape (200, 25, 25), pixels
+        in [0, 1]), labels (1 = anomaly) and the original classes in ``labels``
+        ("malignant"/"benign", the digit, or "face"/"non-face").
 
     Examples
     --------
@@ -147,6 +170,7 @@ def load(name: str, **kwargs: Any) -> tuple[NDArray[np.float64], NDArray[np.int6
     Returns
     -------
     X : ndarray of shape (n_samples, n_features), float64
+        (``faces``: (n_images, 25, 25), pixels in [0, 1])
     y : ndarray of shape (n_samples,), int64
         1 = anomaly, 0 = normal.
 
@@ -158,7 +182,7 @@ def load(name: str, **kwargs: Any) -> tuple[NDArray[np.float64], NDArray[np.int6
     """
     ds = load_dataset(name, **kwargs)
     assert ds.y is not None  # every built-in is labelled
-    return ds.X.to_numpy(dtype=np.float64), ds.y
+    return np.asarray(ds.X, dtype=np.float64), ds.y
 
 
 # --------------------------------------------------------------------------- where the real data is

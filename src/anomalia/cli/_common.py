@@ -284,7 +284,8 @@ def read_data(data: str, spec: Any) -> Any:
     if not Path(data).exists() and data in datasets.available():
         ds = datasets.load_dataset(data)
         expected = spec.feature_names
-        if expected is not None and list(ds.X.columns) != list(expected):
+        columns = list(getattr(ds.X, "columns", []))
+        if expected is not None and columns != list(expected):
             raise DataError(f"built-in dataset {data!r} does not have the model's columns")
         if ds.spec is None:
             ds.spec = dataclasses.replace(spec, feature_names=list(ds.X.columns))
