@@ -35,8 +35,10 @@ from .thresholds import check_binary_labels
 
 __all__ = [
     "PALETTE",
+    "plot_boundary",
     "plot_codebook",
     "plot_codes",
+    "plot_density",
     "plot_image_grid",
     "plot_pr",
     "plot_reconstructions",
@@ -1006,4 +1008,446 @@ def plot_codebook(
             a.set_axis_off()
     if art is not None:
         bottom.colorbar(art, ax=axes.ravel().tolist(), label="code index", shrink=0.8)
+    return fig
+
+
+# -- maps of a fitted detector over two of its features -------------------------------------
+_MAP_SIZE = (6.6, 6.4)
+_LISTED_FEATURES = 8
+
+
+def _listing(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_LISTED_FEATURES])
+    more = len(names) - _LISTED_FEATURES
+    return shown + (f", ... ({more} more)" if more > 0 else "")
+
+
+def _model_features(detector: Any, features: Sequence[Any] | None) -> tuple[list[str], int, int]:
+    """The model's feature names (``feature j`` when it has none) and the two chosen indices."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(detector)
+    if getattr(detector, "image_shape_", None) is not None:
+        raise DataError(
+            f"{type(detector).__name__} was fitted on images; a map over two features needs "
+            "a model fitted on a table"
+        )
+    d = int(detector.n_features_in_)
+    given = getattr(detector, "feature_names_in_", None)
+    names = [str(n) for n in given] if given is not None else [f"feature {j}" for j in range(d)]
+    if d < 2:
+        raise DataError(f"a map over two features needs a model of 2 or more; this one has {d}")
+    if features is None:
+        return names, 0, 1
+    if isinstance(features, str) or len(features) != 2:
+        raise DataError(f"features must name two features of the model, got {features!r}")
+    picked = [_feature_index(f, names, given is not None) for f in features]
+    if picked[0] == picked[1]:
+        raise DataError(f"features must be two different features, got {names[picked[0]]!r} twice")
+    return names, picked[0], picked[1]
+
+
+def _feature_index(key: Any, names: list[str], named: bool, what: str = "") -> int:
+    """Index of a feature given by name (models fitted with column names) or 0-based index."""
+    d = len(names)
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        if not 0 <= key < d:
+            raise DataError(f"{what}feature index {key} is out of range: the model has {d}")
+        return int(key)
+    if named and str(key) in names:
+        return names.index(str(key))
+    raise DataError(f"{what}unknown feature {key!r}; the model's features are {_listing(names)}")
+
+
+def _others(d: int) -> str:
+    """The features of a ``d``-feature model off the map's two axes, in words."""
+    return "the other feature" if d == 3 else f"the other {d - 2} features"
+
+
+def _scored_rows(detector: Any, X: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The rows of ``X`` as a float array in the model's column order, and their scores."""
+    scores = detector.anomaly_score(X)  # validates X against the model: columns, NaN, ...
+    return np.asarray(X, dtype=np.float64), scores
+
+
+def _grid_rows(
+    detector: Any,
+    base: NDArray[np.float64],
+    i: int,
+    j: int,
+    xs: NDArray[np.float64],
+    ys: NDArray[np.float64],
+) -> Any:
+    """Every (x, y) of the grid as a row of the model: ``base`` with features i, j replaced.
+
+    Row ``r * len(xs) + c`` is the point ``(xs[c], ys[r])``, so scores reshape to
+    ``(len(ys), len(xs))`` as matplotlib's ``pcolormesh`` and ``contour`` take them."""
+    gx, gy = np.meshgrid(xs, ys)
+    rows = np.repeat(base[None, :], gx.size, axis=0)
+    rows[:, i] = gx.ravel()
+    rows[:, j] = gy.ravel()
+    names = getattr(detector, "feature_names_in_", None)
+    if names is None:
+        return rows
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=list(names), copy=False)
+
+
+def _span(values: NDArray[np.float64], pad: float = 0.06) -> tuple[float, float]:
+    lo, hi = float(np.min(values)), float(np.max(values))
+    width = hi - lo if hi > lo else max(abs(lo), 1.0)
+    return lo - pad * width, hi + pad * width
+
+
+def _check_resolution(resolution: Any) -> int:
+    if isinstance(resolution, bool) or not isinstance(resolution, int | np.integer):
+        raise DataError(f"resolution must be an integer, got {resolution!r}")
+    if not 10 <= resolution <= 1000:
+        raise DataError(f"resolution must be between 10 and 1000 points a side, got {resolution}")
+    return int(resolution)
+
+
+def _map_axes(ax: Any) -> tuple[Figure, Any, Any, bool]:
+    """``(root figure, figure or subfigure holding ax, ax, whether the figure is new)``; a
+    new figure when ax is None."""
+    if ax is None:
+        fig, ax = _new_axes(_MAP_SIZE)
+        ax.grid(False)
+        return fig, fig, ax, True
+    return ax.get_figure(root=True), ax.get_figure(root=False), ax, False
+
+
+def _draw_rows(ax: Any, xy: NDArray[np.float64], flagged: NDArray[np.bool_], d: int) -> None:
+    """Rows as white dots with a black rim (seen on light and dark colours), flagged rows as
+    vermillion crosses on top; ``d``: the model's number of features."""
+    size = float(np.clip(3000 / len(xy), 5, 22))
+    on_all = "" if d == 2 else f" on all {d} features"
+    ax.scatter(
+        xy[~flagged, 0],
+        xy[~flagged, 1],
+        s=size,
+        c="white",
+        edgecolors="black",
+        linewidths=0.6,
+        zorder=3,
+        label="row, not flagged",
+    )
+    ax.scatter(
+        xy[flagged, 0],
+        xy[flagged, 1],
+        s=max(4.0 * size, 55.0),
+        marker="X",
+        c=_ANOMALY_COLOR,
+        edgecolors="black",
+        linewidths=0.6,
+        zorder=4,
+        label=f"flagged: score{on_all} > threshold",
+    )
+
+
+def _threshold_line(
+    ax: Any,
+    xs: NDArray[np.float64],
+    ys: NDArray[np.float64],
+    field: NDArray[np.float64],
+    t: float,
+    label: str,
+) -> Any:
+    """The contour ``field == t`` (black on a white rim, gid ``"threshold"``), or None when
+    no grid point lies on each side; a legend entry either way."""
+    from matplotlib import patheffects
+
+    rim = [patheffects.Stroke(linewidth=4.2, foreground="white"), patheffects.Normal()]
+    lo, hi = float(field.min()), float(field.max())
+    contour = None
+    if lo < t < hi:
+        contour = ax.contour(xs, ys, field, levels=[t], colors="black", linewidths=2.0, zorder=2.5)
+        contour.set_gid("threshold")
+        contour.set_path_effects(rim)
+    else:
+        side = "above" if t >= hi else "below"
+        label += f", {side} every score in view"
+    ax.plot([], [], color="black", lw=2.0, path_effects=rim, label=label)
+    return contour
+
+
+def _map_legend(fig: Any, ax: Any, own: bool) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if own:  # below the axes: a map has data everywhere inside them
+        ncols = 2 if max(len(text) for text in labels) <= 44 else 1  # two fit the width
+        fig.legend(
+            handles,
+            labels,
+            loc="outside lower center",
+            ncols=ncols,
+            fontsize="small",
+            frameon=False,
+        )
+    else:
+        ax.legend(handles, labels, loc="best", fontsize="x-small", framealpha=0.85)
+
+
+def plot_density(
+    detector: Any,
+    X: Any,
+    features: Sequence[str | int] | None = None,
+    *,
+    resolution: int = 200,
+    title: str | None = None,
+    ax: Any = None,
+    legend: bool = True,
+) -> Figure:
+    """Draw a fitted Gaussian detector over two features: the rows, the fitted mean ``mu*``,
+    the density of ``N(mu*, Sigma*)``, the threshold contour and the flagged rows.
+
+    A model of exactly two features is drawn as it is. With more, the density is drawn on
+    the plane through ``mu*`` spanned by the two features, the other features held at
+    their fitted mean: for a Gaussian this slice has the shape of the conditional density
+    of the two given the others at ``mu*`` (the same ellipses), and that conditional
+    density is what the colours give. Axes are in the data's units (the detector's
+    standardisation is undone).
+
+    Parameters
+    ----------
+    detector : GaussianDetector
+        A fitted :class:`~anomalia.detectors.classical.GaussianDetector` (either
+        ``score_method``; a robust fit draws its robust mean and covariance).
+    X : array-like of shape (n_samples, n_features)
+        Rows to draw, with the model's columns (e.g. its training data); each is flagged
+        when its anomaly score on all its features exceeds ``threshold_``.
+    features : pair of str or int, optional
+        The two features on the x and y axes: column names of the model, or column
+        indices (0-based). Default: the first two.
+    resolution : int, default=200
+        Grid points per axis at which the density and the score are evaluated.
+    title : str, optional
+        Axes title; by default it says what is drawn (plain fit or slice) and how many
+        rows are flagged.
+    ax : matplotlib Axes, optional
+        Draw into these axes (e.g. one panel of a larger figure) instead of a new figure.
+    legend : bool, default=True
+        Add a legend: below the axes on a new figure, inside them with ``ax``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (the one holding ``ax`` when given). Colour: density, per unit of the
+        x feature times unit of the y feature; dashed ellipses: Mahalanobis distance 1, 2
+        and 3 from ``mu*``; black line: the threshold (anomaly score = ``threshold_``,
+        in the detector's score units); the flagged region lies outside it.
+    """
+    # by name, not isinstance: importing the detectors here would close an import cycle
+    # (detectors -> ... -> plots)
+    if getattr(detector, "name", None) != "gaussian" or not hasattr(detector, "mahalanobis"):
+        raise DataError(
+            f"a density map needs a gaussian detector, got {type(detector).__name__} "
+            "(plot_boundary draws any detector's scores)"
+        )
+    names, i, j = _model_features(detector, features)
+    res = _check_resolution(resolution)
+    rows, scores = _scored_rows(detector, X)
+    t = _check_threshold(detector.threshold_, "threshold_")
+    d = len(names)
+    mu = np.asarray(detector.location_, dtype=np.float64)
+    pair = [i, j]
+    # covariance of (x_i, x_j) given the other features (the Schur complement); for a
+    # Gaussian it is also the shape of the joint density on the slice through mu
+    precision = np.linalg.inv(np.asarray(detector.covariance_, dtype=np.float64))
+    cond = np.linalg.inv(precision[np.ix_(pair, pair)])
+    # the threshold as a Mahalanobis distance (None: below every score, all rows flagged)
+    if detector.score_method == "distance":  # score = D_M
+        d_t = t if t > 0 else None
+    else:  # score = -log N = (d log 2 pi + log det Sigma + D_M^2) / 2
+        d_t2 = 2.0 * t - d * math.log(2.0 * math.pi) - detector.log_det_
+        d_t = math.sqrt(d_t2) if d_t2 > 0 else None
+
+    reach = max(d_t or 0.0, 3.0) * np.sqrt(np.diag(cond))  # the threshold ellipse, or 3 sd
+    xs = np.linspace(*_span(np.r_[rows[:, i], mu[i] - reach[0], mu[i] + reach[0]]), res)
+    ys = np.linspace(*_span(np.r_[rows[:, j], mu[j] - reach[1], mu[j] + reach[1]]), res)
+    grid = _grid_rows(detector, mu, i, j, xs, ys)
+    dist2 = detector.mahalanobis(grid).reshape(res, res)
+    field = detector.anomaly_score(grid).reshape(res, res)
+    norm_const = 2.0 * math.pi * math.sqrt(float(np.linalg.det(cond)))
+    density = np.exp(-0.5 * dist2) / norm_const
+    flagged = scores > t
+
+    fig, holder, ax, own = _map_axes(ax)
+    mesh = ax.pcolormesh(xs, ys, density, cmap="Blues", shading="nearest", rasterized=True)
+    a, b = names[i], names[j]
+    what = "density" if d == 2 else f"density given {_others(d)} at μ*"
+    holder.colorbar(mesh, ax=ax, shrink=0.9, label=f"{what}\n(per unit of {a} × unit of {b})")
+    rings = ax.contour(
+        xs,
+        ys,
+        np.sqrt(dist2),
+        levels=[1, 2, 3],
+        colors="0.3",
+        linewidths=0.8,
+        linestyles="dashed",
+        zorder=2,
+    )
+    ax.clabel(rings, fmt=lambda v: f"{v:g}", fontsize="x-small")
+    ax.plot([], [], color="0.3", lw=0.8, ls="--", label="Mahalanobis distance 1, 2, 3 from μ*")
+    if detector.score_method == "distance":
+        line = f"threshold: score = Mahalanobis distance {t:.4g}"
+    else:
+        line = f"threshold: -log density {t:.4g}"
+        if d_t is not None:
+            line += f" (Mahalanobis {d_t:.2f})"
+    _threshold_line(ax, xs, ys, field, t, line)
+    _draw_rows(ax, rows[:, [i, j]], flagged, d)
+    ax.plot(
+        mu[i],
+        mu[j],
+        marker="P",
+        ms=13,
+        color=PALETTE[4],
+        mec="black",
+        mew=1.2,
+        ls="none",
+        zorder=5,
+        label="μ* (fitted mean)",
+    )
+    ax.set_xlim(xs[0], xs[-1])
+    ax.set_ylim(ys[0], ys[-1])
+    ax.set_xlabel(a)
+    ax.set_ylabel(b)
+    if title is None:
+        fit = "by maximum likelihood"
+        if detector.support_fraction is not None:
+            fit = f"robust (support: {detector.n_support_} of the training rows)"
+        count = f"{int(flagged.sum())} of {len(flagged)} rows flagged"
+        if d == 2:
+            title = f"Gaussian {fit}: N(μ*, Σ*) on {a} and {b}\n{count}"
+        else:
+            its = "its" if d == 3 else "their"
+            title = (
+                f"Gaussian {fit} on {a} and {b}\nslice through μ* ({_others(d)} at {its} "
+                f"mean): the conditional density\n{count}, scored on all {d} features"
+            )
+    ax.set_title(title, fontsize="medium")
+    if legend:
+        _map_legend(holder, ax, own)
+    return fig
+
+
+def plot_boundary(
+    detector: Any,
+    X: Any,
+    features: Sequence[str | int] | None = None,
+    *,
+    at: Mapping[str | int, float] | None = None,
+    resolution: int = 200,
+    name: str | None = None,
+    title: str | None = None,
+    ax: Any = None,
+    legend: bool = True,
+) -> Figure:
+    """Draw any fitted table detector's anomaly score over two features, with its decision
+    boundary (score = ``threshold_``), the rows and the flagged rows.
+
+    The score is evaluated on a grid over the two features, in one call to
+    ``anomaly_score``. A model of exactly two features is drawn exactly; with more, the
+    other features are held fixed (by default at the median of ``X``), so the map is a
+    slice of the score through that point.
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        A fitted detector of table rows (any of :func:`anomalia.available_detectors`
+        fitted on a table).
+    X : array-like of shape (n_samples, n_features)
+        Rows to draw, with the model's columns; a row is flagged when its anomaly score on
+        all its features exceeds ``threshold_``. The grid spans their range on the two
+        features, plus 6 % a side.
+    features : pair of str or int, optional
+        The two features on the x and y axes: column names of the model, or column
+        indices (0-based). Default: the first two.
+    at : mapping of str or int to float, optional
+        Values, in the data's units, at which to hold other features (by name or index);
+        features not given are held at the median of ``X``.
+    resolution : int, default=200
+        Grid points per axis (``resolution ** 2`` rows are scored).
+    name : str, optional
+        The detector's name in the title (e.g. ``"default"``); default ``detector.name``.
+    title : str, optional
+        Axes title; by default it names the detector, says whether the map is exact or a
+        slice, and how many rows are flagged.
+    ax : matplotlib Axes, optional
+        Draw into these axes (e.g. one panel of a larger figure) instead of a new figure.
+    legend : bool, default=True
+        Add a legend: below the axes on a new figure, inside them with ``ax``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (the one holding ``ax`` when given). Colour: the anomaly score in the
+        detector's own unit (capped at the 98th percentile of the map, where that cuts off
+        a long tail; a log scale when the score is positive and spans over two decades);
+        black line: the decision boundary, anomalies outside it.
+    """
+    from matplotlib.colors import LogNorm, Normalize
+
+    names, i, j = _model_features(detector, features)
+    res = _check_resolution(resolution)
+    rows, scores = _scored_rows(detector, X)
+    t = _check_threshold(detector.threshold_, "threshold_")
+    d = len(names)
+    base = np.median(rows, axis=0)
+    for key, value in (at or {}).items():
+        k = _feature_index(key, names, hasattr(detector, "feature_names_in_"), "at: ")
+        if k in (i, j):
+            raise DataError(f"at: {names[k]!r} is on an axis of the map; hold only other features")
+        base[k] = _check_threshold(value, f"at[{key!r}]")
+    xs = np.linspace(*_span(rows[:, i]), res)
+    ys = np.linspace(*_span(rows[:, j]), res)
+    field = detector.anomaly_score(_grid_rows(detector, base, i, j, xs, ys)).reshape(res, res)
+    flagged = scores > t
+
+    lo, hi = float(field.min()), float(np.quantile(field, 0.98))
+    hi = max(hi, t)
+    if hi <= lo:
+        hi = lo + 1.0
+    log = lo > 0 and hi / lo > 100
+    norm = LogNorm(lo, hi) if log else Normalize(lo, hi)
+    fig, holder, ax, own = _map_axes(ax)
+    mesh = ax.pcolormesh(
+        xs, ys, field, cmap="viridis", norm=norm, shading="nearest", rasterized=True
+    )
+    label = "anomaly score" + (" (log scale)" if log else "")
+    if float(field.max()) > hi:
+        label += "\n(capped at the map's 98th percentile)"
+    cbar = holder.colorbar(
+        mesh, ax=ax, shrink=0.9, extend="max" if field.max() > hi else "neither", label=label
+    )
+    if log:  # plain numbers ("0.5", not "5 x 10^-1") at 1, 2, 5 x 10^k; 10^k alone if wide
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        subs = (1.0, 2.0, 5.0) if hi / lo < 1e3 else (1.0,)
+        cbar.ax.yaxis.set_major_locator(LogLocator(subs=subs))
+        cbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        cbar.ax.yaxis.set_minor_formatter(NullFormatter())
+    if lo <= t <= hi:
+        cbar.ax.axhline(t, color="white", lw=3.5)
+        cbar.ax.axhline(t, color="black", lw=1.8)
+    _threshold_line(ax, xs, ys, field, t, f"decision boundary: score = threshold {t:.4g}")
+    _draw_rows(ax, rows[:, [i, j]], flagged, d)
+    ax.set_xlim(xs[0], xs[-1])
+    ax.set_ylim(ys[0], ys[-1])
+    a, b = names[i], names[j]
+    ax.set_xlabel(a)
+    ax.set_ylabel(b)
+    if title is None:
+        who = name if name is not None else str(getattr(detector, "name", type(detector).__name__))
+        count = f"{int(flagged.sum())} of {len(flagged)} rows flagged"
+        if d == 2:
+            how = "exact: the model has these 2 features"
+        else:
+            where = "the median of the rows" if not at else "the rows' median or as given"
+            how = f"slice: {_others(d)} at {where}"
+        title = f"{who}: anomaly score over {a} and {b}\n{how}; {count}"
+    ax.set_title(title, fontsize="medium")
+    if legend:
+        _map_legend(holder, ax, own)
     return fig
