@@ -1,5 +1,5 @@
 """Maps of a fitted detector over two features: plot_density (gaussian) and plot_boundary
-(any table detector)."""
+(any table detector), in Python and through `anomalia plot-density` / `plot-boundary`."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image
+from typer.testing import CliRunner
 
 import anomalia
+from anomalia.cli.app import app
 from anomalia.errors import DataError
 from anomalia.plots import plot_boundary, plot_density, save_figure
 
 from .conftest import FAST_PARAMS
+
+runner = CliRunner()
 
 
 def table(n_features: int = 2, n: int = 150, seed: int = 0) -> pd.DataFrame:
@@ -210,3 +214,60 @@ def test_maps_compose_as_panels(tmp_path):
     assert len(fig.axes) == 4  # two maps, two colour bars
     assert_texts_inside(fig)
     assert_png(fig, tmp_path / "panels.png")
+
+
+# -- the CLI ------------------------------------------------------------------------------
+@pytest.fixture
+def models(tmp_path):
+    df = table(3)
+    df.insert(0, "txn", np.arange(len(df)))
+    df["fraud"] = (np.arange(len(df)) < 3).astype(int)
+    data = tmp_path / "rows.csv"
+    df.to_csv(data, index=False)
+    paths = {"data": data}
+    for name, params in (("gaussian", []), ("iforest", ["-p", "n_estimators=20"])):
+        paths[name] = tmp_path / f"{name}.anomalia"
+        columns = ["--label-column", "fraud", "--id-column", "txn"]
+        res = runner.invoke(app, ["fit", str(data), "-d", name, *params, *columns,
+                                  "--out", str(paths[name])])  # fmt: skip
+        assert res.exit_code == 0, res.output
+    return paths
+
+
+def test_cli_draws_density_and_boundary(tmp_path, models):
+    out = tmp_path / "maps" / "density.png"
+    res = runner.invoke(app, ["plot-density", str(models["gaussian"]), str(models["data"]),
+                              "--features", "f1,f0", "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("gaussian", "iforest"):
+        out = tmp_path / f"boundary-{name}.png"
+        res = runner.invoke(app, ["plot-boundary", str(models[name]), str(models["data"]),
+                                  "-f", "f0,f2", "-o", str(out)])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        with Image.open(out) as img:
+            assert img.format == "PNG"
+
+
+@pytest.mark.parametrize(
+    ("command", "model", "extra", "message"),
+    [
+        ("plot-density", "iforest", [], "plot-density draws a 'gaussian' model"),
+        ("plot-density", "gaussian", ["--features", "f0,nope"], "'nope' is not a column"),
+        ("plot-boundary", "iforest", ["--features", "f0"], "--features takes two column"),
+        ("plot-boundary", "iforest", ["--features", "f0,f0"], "twice"),
+        ("plot-boundary", "iforest", ["--out-name", "map.jpg"], "--out must end in .png"),
+        ("plot-density", "gaussian", ["--out-name", "map.pdf"], "--out must end in .png"),
+    ],
+)
+def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, models, command, model, extra, message):
+    out = tmp_path / "map.png"
+    if extra[:1] == ["--out-name"]:
+        out, extra = tmp_path / extra[1], []
+    res = runner.invoke(app, [command, str(models[model]), str(models["data"]), *extra,
+                              "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

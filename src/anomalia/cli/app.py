@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from . import bench, disentangle, export, generate, info, represent, serve, workflow
+from . import bench, disentangle, export, generate, info, maps, represent, serve, workflow
 from ._common import STATE, HelpGroup, print_error
 
 app = typer.Typer(
@@ -27,7 +27,7 @@ app = typer.Typer(
     cls=HelpGroup,
 )
 # One module per group of commands; ``anomalia --help`` lists them in this order.
-for _module in (workflow, info, represent, generate, disentangle, export, bench, serve):
+for _module in (workflow, info, maps, represent, generate, disentangle, export, bench, serve):
     app.add_typer(_module.app)
 
 
