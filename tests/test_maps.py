@@ -166,6 +166,17 @@ def test_plot_boundary_of_every_table_detector(tmp_path, name):
     assert_png(fig, tmp_path / f"{name}.png")
 
 
+def test_a_negative_threshold_is_drawn_solid_like_any_other():
+    """matplotlib dashes negative contour levels unless told otherwise."""
+    df = table(2) / 1000  # small units: the negative log-density is negative
+    det = anomalia.make_detector("gaussian").fit(df)
+    assert det.threshold_ < 0
+    for draw in (plot_boundary, plot_density):
+        contour = threshold_contour(draw(det, df, resolution=30))
+        assert list(contour.levels) == [det.threshold_]
+        assert [dashes for _, dashes in contour.get_linestyle()] == [None]
+
+
 def test_plot_boundary_slices_at_the_median_or_at_given_values():
     df = table(3)
     det = anomalia.make_detector("gaussian").fit(df)

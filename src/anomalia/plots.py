@@ -1162,7 +1162,16 @@ def _threshold_line(
     lo, hi = float(field.min()), float(field.max())
     contour = None
     if lo < t < hi:
-        contour = ax.contour(xs, ys, field, levels=[t], colors="black", linewidths=2.0, zorder=2.5)
+        contour = ax.contour(
+            xs,
+            ys,
+            field,
+            levels=[t],
+            colors="black",
+            linewidths=2.0,
+            linestyles="solid",
+            zorder=2.5,
+        )  # solid even when t < 0 (matplotlib dashes negative levels)
         contour.set_gid("threshold")
         contour.set_path_effects(rim)
     else:
