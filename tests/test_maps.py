@@ -282,3 +282,17 @@ def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, models, command, mod
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cli_refuses_an_image_model(tmp_path):
+    images = tmp_path / "images.npy"
+    np.save(images, np.random.default_rng(0).random((12, 8, 8)))
+    model = tmp_path / "img.anomalia"
+    res = runner.invoke(app, ["fit", str(images), "-d", "conv-ae", "-p", "epochs=1",
+                              "--out", str(model)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "map.png"
+    for command in ("plot-boundary", "plot-density"):
+        res = runner.invoke(app, [command, str(model), str(images), "--out", str(out)])
+        assert res.exit_code == 2 and "needs a model fitted on a table" in res.stderr, res.output
+        assert not out.exists()
