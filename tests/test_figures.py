@@ -99,6 +99,12 @@ def bench_figures(n_datasets: int) -> Callable[[], list[Figure]]:
     return draw
 
 
+def fitted(name: str, n_features: int) -> tuple[object, pd.DataFrame]:
+    """A small table model and the rows it was fitted on (the 2-D maps draw both)."""
+    frame = pd.DataFrame(rng().normal(size=(300, n_features)), columns=list("abcd")[:n_features])
+    return anomalia.make_detector(name, random_state=0).fit(frame), frame
+
+
 SAVE = plots.save_figure  # the bench cases replace it to catch their figures
 SCORES, THRESHOLDS = demo_scores()
 MAPS = rng().integers(0, 32, size=(6, 7, 7))
@@ -161,6 +167,10 @@ CASES: dict[str, Callable[..., Figure | list[Figure]]] = {
     ),
     "plot_codebook usage only": lambda: plots.plot_codebook(rng().integers(0, 50, 512)),
     "plot_swap_grid": lambda: plot_swap_grid(rng().random((5, 5, 1, 28, 28))),
+    "plot_density 2 features": lambda: plots.plot_density(*fitted("gaussian", 2)),
+    "plot_density slice of 4": lambda: plots.plot_density(*fitted("gaussian", 4), ["b", "d"]),
+    "plot_boundary iforest": lambda: plots.plot_boundary(*fitted("iforest", 2)),
+    "plot_boundary knn slice": lambda: plots.plot_boundary(*fitted("knn", 3), ["a", "c"]),
     "bench.plot_results 32 datasets": bench_figures(32),
     "bench.plot_results 2 datasets": bench_figures(2),
     "bench.plot_results 1 dataset": bench_figures(1),
