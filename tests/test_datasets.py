@@ -65,7 +65,7 @@ def test_faces_are_images_faces_first():
     pytest.importorskip("skimage")
     ds = datasets.load_dataset("faces")
     assert ds.X.shape == (200, 25, 25) and ds.X.dtype == np.float64
-    assert 0.0 <= ds.X.min() and ds.X.max() <= 1.0
+    assert ds.X.min() >= 0.0 and ds.X.max() <= 1.0
     np.testing.assert_array_equal(ds.y, np.r_[np.zeros(100), np.ones(100)])
     assert set(ds.labels[:100]) == {"face"} and set(ds.labels[100:]) == {"non-face"}
     X, y = datasets.load("faces")
