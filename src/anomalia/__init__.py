@@ -4,6 +4,8 @@ Every detector is a scikit-learn outlier detector with one extra method, ``anoma
 (higher = more anomalous), a threshold you can calibrate on a labelled dev set, and a safe
 file format.
 
+Examples
+--------
 >>> import anomalia
 >>> from anomalia.datasets import load
 >>> X, y = load("breast-cancer")

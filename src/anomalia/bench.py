@@ -59,6 +59,7 @@ from .detectors import pyod as _pyod
 from .detectors.pyod import PYOD_MODULES, pyod_class, with_seed
 from .errors import AnomaliaError
 
+#: The protocols, as the module docstring describes them: ADBench's and DTE's.
 PROTOCOLS = ("unsup", "clean")
 SKLEARN_PEERS = ("IsolationForest", "OneClassSVM", "LocalOutlierFactor", "EllipticEnvelope")
 #: The detectors a run compares when none are named.
@@ -305,6 +306,7 @@ class Job:
     params: str = ""
 
     def key(self) -> tuple[str, str, str, int]:
+        """The job's identity in the results: ``(protocol, dataset, detector, seed)``."""
         return (self.protocol, self.dataset, self.detector, self.seed)
 
     def row(self, **fields: Any) -> dict[str, Any]:

@@ -56,8 +56,11 @@ __all__ = [
     "write_compressed",
 ]
 
+#: The first 8 bytes of every compressed file.
 MAGIC = b"ANMLCODE"
+#: The container version written; reading refuses any other.
 FORMAT_VERSION = 1
+#: Compressions of the payload: none, zlib or lzma (``codec`` of :func:`compress`).
 CODECS: tuple[str, ...] = ("none", "zlib", "lzma")
 LEVELS = 255  # 8 bits per value
 _PREFIX = struct.Struct("<HI")  # version, header size

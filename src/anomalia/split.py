@@ -29,6 +29,7 @@ from .thresholds import check_binary_labels
 
 __all__ = ["PROTOCOLS", "Split", "split_indices", "train_dev_test_split"]
 
+#: The protocols of :func:`split_indices`: name -> what the training set holds.
 PROTOCOLS: dict[str, str] = {
     "clean": "train on normal rows only; dev and test get the other normals and all anomalies",
     "polluted": "train on normal rows plus a share `pollution` of anomalies",

@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .errors import DataError
 
+#: The threshold strategies of :func:`choose_threshold`: name -> what it chooses.
 STRATEGIES: dict[str, str] = {
     "f1": "maximise F1 of the anomaly class",
     "fpr": "largest recall whose false-alarm rate is <= target",
@@ -71,18 +72,22 @@ class OperatingPoints:
 
     @property
     def fn(self) -> NDArray[np.int64]:
+        """Missed anomalies (false negatives) at each threshold."""
         return self.n_pos - self.tp
 
     @property
     def recall(self) -> NDArray[np.float64]:
+        """Share of the anomalies flagged at each threshold."""
         return self.tp / self.n_pos
 
     @property
     def fpr(self) -> NDArray[np.float64]:
+        """False-alarm rate: share of the normal rows flagged at each threshold."""
         return self.fp / self.n_neg
 
     @property
     def f1(self) -> NDArray[np.float64]:
+        """F1 of the anomaly class at each threshold (0 where it is undefined)."""
         denom = 2 * self.tp + self.fp + self.fn
         return np.divide(2 * self.tp, denom, out=np.zeros(len(self.tp)), where=denom > 0)
 

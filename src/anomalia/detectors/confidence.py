@@ -29,6 +29,7 @@ from ..models.classifier import CNNClassifierNet, MLPClassifierNet, PackedLabels
 from ..training import TrainConfig, stopped_epoch, train
 from ._torch import SCORE_BATCH, TorchDetector, auto_batch_size, module_from_state, seed_from
 
+#: The values of ``score_method``.
 SCORES = ("msp", "entropy", "energy", "mahalanobis")
 #: Scores that need the built-in networks (logits or penultimate features).
 NETWORK_SCORES = ("energy", "mahalanobis")

@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import AnomaliaError, DataError
 from ._models import BadRequest, ServedModel
 
+#: The logger of the access log: one line per request (``anomalia serve`` prints it on stderr).
 access_log = logging.getLogger("anomalia.access")
 
 #: Default ceiling on a request body, in bytes (64 MiB).
