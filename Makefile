@@ -1,10 +1,11 @@
-# The README's first two commands: `make demo` and `make test`. Both set up .venv on a fresh machine.
+# The README's first commands: `make demo`, `make test` and `make docs`. Each sets up .venv on a
+# fresh machine.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-speed clean
+.PHONY: demo test docs lint bench-speed clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +13,7 @@ $(PY):
 # torch first, pinned: pip finds the local CPU wheel for exactly this version.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,serve,export,dask,spark,bench,faces]"
+	$(PY) -m pip install --quiet -e ".[dev,serve,export,dask,spark,bench,faces,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,9 +25,15 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
 
+# The site (API reference, CLI reference, the README as the guide) in site/; --strict: any
+# warning (a broken cross-reference or link, a bad docstring) fails. mkdocs-material's
+# banner about MkDocs 2.0 is no warning: silenced.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks docs
+	$(VENV)/bin/ruff format --check src tests benchmarks docs
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output site .pytest_cache
