@@ -45,6 +45,7 @@ SHELL_LANGS = {"bash", "sh", "shell", "console"}
 #: nothing, so this list cannot outlive the lines it excuses.
 SKIPS = {
     r"^make (demo|test)": "sets up .venv and installs every extra (make test runs the suite)",
+    r"^make docs": "installs the docs extra and builds the site (tests/test_docs.py builds it)",
     r"^pip install": "installs packages",
     r"^\.venv/bin/python benchmarks/": "benchmarks on the shared real data take minutes",
     r"^anomalia serve": "starts a server that runs until stopped (tests/test_serve.py)",
