@@ -199,10 +199,10 @@ def test_image_grids_have_titles(files, tmp_path, monkeypatch):
     packed = tmp_path / "images.codes"
     assert run("compress", model, files["images"], "--out", packed).exit_code == 0
     assert run("decompress", model, packed, "--out", tmp_path / "d.png").exit_code == 0
-    args = ("interpolate", model, files["images"], "--start", 0, "--end", 3)
+    args = ("interpolate", model, files["images"], "--start", 1, "--end", 3)
     assert run(*args, "--out", tmp_path / "i.png").exit_code == 0
     assert {name: fig.get_suptitle() for name, fig in drawn.items()} == {
         "s.png": "samples from the prior of conv-vae.anomalia, seed 2 (8 images)",
         "d.png": "decoded from images.codes (24 images)",
-        "i.png": "conv-vae.anomalia: a straight line in code space from row 0 to row 3",
+        "i.png": "conv-vae.anomalia: a straight line in code space from row 1 to row 3",
     }
