@@ -253,7 +253,7 @@ def main() -> None:
     per_set = df.groupby(["dataset", "detector", "share"], sort=False).roc_auc.mean().unstack()
     per_set.columns = [f"{100 * s:g} %" for s in per_set.columns]
     print("\nper dataset (mean over seeds)")
-    print(per_set.to_markdown(floatfmt=".3f"))
+    print(per_set.reset_index().to_markdown(index=False, floatfmt=".3f"))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out_dir / "pollution.csv", index=False)
     save_figure(plot(df, sizes, capped), args.out_dir / "pollution.png")
