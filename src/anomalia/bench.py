@@ -482,7 +482,7 @@ def plan(
     """All jobs of a run, and notes on detectors left out (PyOD missing).
 
     Each dataset file is hashed here, once (:func:`file_sha256`), and each detector's
-    parameters are resolved once per seed (:func:`detector_params`).
+    parameters are resolved once per seed (:func:`detector_params`), by :func:`_described`.
     """
     notes, kept = [], []
     for spec in detectors:
@@ -494,18 +494,14 @@ def plan(
     for p in protocols:
         if p not in PROTOCOLS:
             raise AnomaliaError(f"unknown protocol {p!r}; choose from {', '.join(PROTOCOLS)}")
-    hashes = {name: file_sha256(path) for name, path in datasets.items()}
-    params = {
-        (spec, int(seed)): detector_params(spec, int(seed)) for spec in kept for seed in seeds
-    }
     jobs = [  # seed by seed: a run cut short has whole seeds, and a timeout is known early
-        Job(p, name, str(path), spec, int(seed), threads, hashes[name], params[spec, int(seed)])
+        Job(p, name, str(path), spec, int(seed), threads)
         for seed in seeds
         for p in protocols
         for name, path in datasets.items()
         for spec in kept
     ]
-    return jobs, notes
+    return _described(jobs), notes
 
 
 def _described(jobs: Iterable[Job]) -> list[Job]:
