@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -54,6 +53,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from ._utils.files import sha256_of
 from .datasets import data_dir
 from .detectors import pyod as _pyod
 from .detectors.pyod import PYOD_MODULES, pyod_class, with_seed
@@ -278,10 +278,10 @@ def detector_params(spec: str, seed: int) -> str:
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 (hex) of a file's bytes, read in chunks (never whole in memory)."""
+    """SHA-256 (hex) of a dataset file's bytes (:func:`anomalia._utils.files.sha256_of`); a
+    file that cannot be read is an :class:`AnomaliaError` naming it."""
     try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+        return sha256_of(path)
     except OSError as exc:
         raise AnomaliaError(f"cannot read the dataset file {path}: {exc.strerror}") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -40,3 +41,10 @@ def atomic_output(path: str | os.PathLike[str], write: Callable[[Path], None]) -
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes, read in chunks (never whole in memory); an
+    ``OSError`` when the file cannot be read."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from .._utils.files import sha256_of
 from ._common import Commands, ModelArg, atomic_output, console, handle_errors, open_model
 
 app = Commands()
-
-
-def _sha256(path: Path) -> str:
-    """SHA-256 (hex) of the file's bytes."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _feature_names(det: Any, manifest: dict[str, Any]) -> list[str] | None:
@@ -60,9 +54,9 @@ def export_model(
     if out.suffix.lower() != ".onnx":
         raise DataError(f"--out must end in .onnx, got {out.name!r}")
     key = read_key(key_file) if key_file is not None else None
-    sha = _sha256(model) if model.is_file() else None
+    sha = sha256_of(model) if model.is_file() else None
     det, manifest = open_model(model, key)  # names a missing or bad file
-    if sha is None or _sha256(model) != sha:
+    if sha is None or sha256_of(model) != sha:
         raise AnomaliaError(f"{model} changed while it was read; export again")
     name = (manifest.get("metadata") or {}).get("detector") or det.name
 
