@@ -487,7 +487,7 @@ def plan(
     notes, kept = [], []
     for spec in detectors:
         if parse_spec(spec)[0] == "pyod" and not _pyod.pyod_available():
-            notes.append(f"skipped {spec}: PyOD is not installed (pip install 'anomalia[bench]')")
+            notes.append(f"skipped {spec}: {_pyod.NOT_INSTALLED}")
             continue
         make_scorer(spec, 0)  # unknown names and parameters fail now, not in every job
         kept.append(spec)

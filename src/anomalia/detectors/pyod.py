@@ -44,6 +44,8 @@ SAVABLE: tuple[tuple[str, str], ...] = (
 )
 _SAVABLE_TYPES = frozenset(f"pyod.models.{m}.{c}" for m, c in SAVABLE)
 
+#: What a run without PyOD is told.
+NOT_INSTALLED = "PyOD is not installed (pip install 'anomalia[bench]')"
 #: Parameters of the wrapper itself; every other keyword of ``pyod:NAME`` is PyOD's.
 OWN_PARAMETERS = ("contamination", "random_state")
 
@@ -90,7 +92,7 @@ def pyod_class(name: str) -> type:
     import importlib
 
     if not pyod_available():
-        raise AnomaliaError("PyOD is not installed (pip install 'anomalia[bench]')")
+        raise AnomaliaError(NOT_INSTALLED)
     module = PYOD_MODULES.get(name, name.lower())
     try:
         return getattr(importlib.import_module(f"pyod.models.{module}"), name)
@@ -197,7 +199,7 @@ class PyODDetector(BaseDetector):
                 f"params must not set {', '.join(clash)}: it is the wrapper's own parameter"
             )
         if not pyod_available():
-            raise AnomaliaError("PyOD is not installed (pip install 'anomalia[bench]')")
+            raise AnomaliaError(NOT_INSTALLED)
 
     def _check_restored(self) -> None:
         kind = f"{type(self.estimator_).__module__}.{type(self.estimator_).__name__}"
