@@ -20,6 +20,10 @@ Thresholding lives in one place, ``threshold_`` (in anomaly-score units):
   normal traffic. Calibrate it on a labelled dev set with :meth:`BaseDetector.calibrate`.
 * ``contamination=c`` in (0, 0.5]: ``threshold_`` is the ``1 - c`` quantile of the training
   scores, so about a share ``c`` of the training rows is flagged (polluted training data).
+* ``contamination="auto"``: the share is estimated from the training scores by
+  :func:`anomalia.thresholds.estimate_contamination` (a robust tail rule, median + 2.5
+  robust standard deviations), kept as ``contamination_``; ``threshold_`` is the
+  ``1 - contamination_`` quantile (polluted training data of unknown pollution).
 
 Detectors that keep learning (:class:`IncrementalMixin`) add ``partial_fit(X)``: the first
 call on an unfitted detector is ``fit(X)``; later calls update the model with the new rows
@@ -39,7 +43,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import thresholds
-from ._utils.validation import check_fraction, check_option, input_errors_as_data_errors
+from ._utils.validation import check_option, input_errors_as_data_errors
 from .errors import AnomaliaError, DataError
 
 #: Share of clean training data flagged when ``contamination`` is None.
@@ -63,8 +67,13 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     threshold_ : float
         Anomaly-score threshold: a row scoring above it is an anomaly.
     calibration_ : dict
-        How ``threshold_`` was set: ``{"strategy": "default" | "contamination", "rate": r}``
-        by ``fit``, the strategy and its options by :meth:`calibrate`.
+        How ``threshold_`` was set: ``{"strategy": "default" | "contamination" | "auto",
+        "rate": r}`` by ``fit``, the strategy and its options by :meth:`calibrate`.
+    contamination_ : float or None
+        Share of anomalies in the training rows the threshold assumes: the estimate of
+        :func:`~anomalia.thresholds.estimate_contamination` under ``contamination="auto"``,
+        the given share under ``contamination=c``, None under None (clean training data).
+        Kept by :meth:`calibrate`, which moves only ``threshold_``.
     decision_scores_ : ndarray of shape (n_rows,), float64
         Anomaly scores of the rows the threshold was set on (PyOD's name): the training rows
         (nearest-neighbour detectors score each leaving itself out); after
@@ -95,8 +104,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     def _check_all_params(self) -> None:
         """The shared parameters' checks, then the detector's own (fit, and loading a file)."""
-        if self.contamination is not None:
-            check_fraction("contamination", self.contamination, low=0.0, high=0.5)
+        thresholds.check_contamination(self.contamination)
         self._check_params()
 
     def _training_scores(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -271,14 +279,57 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """Set ``threshold_`` from the training scores (fit and partial_fit alike)."""
         train_scores = np.asarray(train_scores, dtype=np.float64).reshape(-1)
         self._check_scores(X, train_scores)
-        rate = DEFAULT_FALSE_ALARM_RATE if self.contamination is None else self.contamination
+        if self.contamination is None:
+            strategy, rate, self.contamination_ = "default", DEFAULT_FALSE_ALARM_RATE, None
+        elif isinstance(self.contamination, str):  # "auto", checked by _check_all_params
+            strategy, rate = "auto", thresholds.estimate_contamination(train_scores)
+            self.contamination_ = rate
+        else:
+            strategy, rate = "contamination", float(self.contamination)
+            self.contamination_ = rate
         self.threshold_ = float(np.quantile(train_scores, 1.0 - rate))
         self.decision_scores_ = train_scores
-        self.calibration_: dict[str, Any] = {
-            "strategy": "contamination" if self.contamination is not None else "default",
-            "rate": rate,
-        }
+        self.calibration_: dict[str, Any] = {"strategy": strategy, "rate": rate}
         return train_scores
+
+    def _check_restored_contamination(self) -> None:
+        """Refuse a loaded ``contamination_`` that its training scores do not give.
+
+        Under ``contamination="auto"`` the estimate is recomputed from ``decision_scores_``
+        (the tail rule is exact arithmetic), and while ``fit`` set the threshold
+        (``calibration_["strategy"] == "auto"``) the rate and ``threshold_`` must follow it.
+        Raises :class:`~anomalia.errors.ModelFileError` naming what disagrees.
+        """
+        from .errors import ModelFileError
+
+        given = getattr(self, "contamination_", None)
+        if self.contamination != "auto":
+            if given is not None and given != self.contamination:
+                raise ModelFileError(
+                    f"contamination_ {given!r} is not the model's contamination "
+                    f"{self.contamination!r} (edited or corrupted file)"
+                )
+            return
+        scores = getattr(self, "decision_scores_", None)
+        if given is None or scores is None:
+            raise ModelFileError(
+                "a model fitted with contamination='auto' lacks contamination_ or "
+                "decision_scores_ (edited or corrupted file)"
+            )
+        expected = thresholds.estimate_contamination(scores)
+        if not np.isclose(given, expected, rtol=1e-9, atol=0.0):
+            raise ModelFileError(
+                f"contamination_ {given!r} is not the estimate {expected!r} its training "
+                "scores give (edited or corrupted file)"
+            )
+        if self.calibration_.get("strategy") == "auto" and not (
+            np.isclose(self.calibration_.get("rate", -1.0), expected, rtol=1e-9, atol=0.0)
+            and np.isclose(self.threshold_, np.quantile(scores, 1.0 - expected), rtol=1e-9)
+        ):
+            raise ModelFileError(
+                "calibration_ or threshold_ does not follow contamination_ (edited or "
+                "corrupted file)"
+            )
 
     def _partial_fit_scored(self, X: ArrayLike) -> NDArray[np.float64]:
         """``fit`` when unfitted, else validate, update and set ``threshold_``; return the
@@ -401,8 +452,9 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         row's score, the posterior probability of the row ranking as an anomaly is
         ``p = (1 + k) / (2 + n)``, and the confidence that it is flagged is
         ``1 - BinomCDF(n - m; n, p)``, ``m`` the number of training rows the threshold is
-        meant to flag: ``int(n * contamination)`` when ``threshold_`` comes from
-        ``contamination`` (as in PyOD), else the training rows above the current
+        meant to flag: ``int(n * contamination_)`` when ``threshold_`` comes from
+        ``contamination`` (as in PyOD; also under ``"auto"``, its estimate), else the
+        training rows above the current
         ``threshold_``. For a row predicted normal the confidence is one minus that. Costs a
         sort of ``decision_scores_`` per call.
 
@@ -422,8 +474,10 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         train = np.sort(self._kept_training_scores())
         n = len(train)
         posterior = (1.0 + np.searchsorted(train, scores, side="right")) / (2.0 + n)
-        if self.calibration_.get("strategy") == "contamination" and self.contamination:
-            m = int(n * self.contamination)
+        if self.calibration_.get("strategy") in ("contamination", "auto") and getattr(
+            self, "contamination_", None
+        ):
+            m = int(n * self.contamination_)
         else:
             m = int(np.count_nonzero(train > self.threshold_))
         confidence = 1.0 - binom.cdf(n - m, n, posterior)
@@ -506,9 +560,10 @@ class IncrementalMixin:
 
         The first call on an unfitted detector is ``fit(X)``. Later calls keep what the
         model learnt and add ``X`` (how depends on the detector: see its docstring), then
-        set ``threshold_`` again by the rule of ``fit`` (``contamination`` or the default
-        false-alarm rate) on the training scores of the rows the model now represents. A
-        threshold from :meth:`BaseDetector.calibrate` is replaced.
+        set ``threshold_`` again by the rule of ``fit`` (``contamination``, its estimate
+        under ``"auto"``, or the default false-alarm rate) on the training scores of the
+        rows the model now represents. A threshold from :meth:`BaseDetector.calibrate` is
+        replaced.
 
         Parameters
         ----------

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._utils.validation import check_fraction, check_option
 from .errors import DataError
 
 #: The threshold strategies of :func:`choose_threshold`: name -> what it chooses.
@@ -257,3 +258,135 @@ def choose_threshold(
 def describe_strategy(strategy: str, **kwargs: Any) -> dict[str, Any]:
     """A JSON-able record of how a threshold was chosen (kept in the model file)."""
     return {"strategy": strategy, **{k: v for k, v in kwargs.items() if v is not None}}
+
+
+# -- estimating the contamination from training scores (contamination="auto") ---------------
+#: The rules of :func:`estimate_contamination`: name -> what it estimates.
+CONTAMINATION_METHODS: dict[str, str] = {
+    "mad": "share of the scores above median + k * MAD (robust tail rule)",
+    "gmm": "share of the scores in the upper component of a 2-component Gaussian mixture "
+    "on log-scaled scores",
+}
+#: The tail rule's constant ``k`` (in robust standard deviations: 1.4826 MAD), chosen on
+#: ADBench under the ``unsup`` protocol (benchmarks/contamination.py): the most generous
+#: ``k`` whose estimate on clean scores (normal, chi-square, exponential) stays <= 10 %.
+DEFAULT_MAD_K = 2.5
+#: The rule ``contamination="auto"`` uses.
+DEFAULT_CONTAMINATION_METHOD = "mad"
+#: Most rows the mixture is fitted on (a fixed-seed sample beyond that); all rows are assigned.
+GMM_MAX_ROWS = 100_000
+
+
+def check_contamination(value: Any, *, name: str = "contamination") -> float | str | None:
+    """Refuse a ``contamination`` that is not None, ``"auto"`` or a number in (0, 0.5].
+
+    Returns the value (a number as float). Raises ValueError naming ``name``.
+    """
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return value
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be 'auto' or a number in (0, 0.5], got {value!r}")
+    return check_fraction(name, value, low=0.0, high=0.5)
+
+
+def _log_scale(s: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``log1p((s - min) / (median - min))``: shift- and scale-free, the tail compressed."""
+    low = s.min()
+    spread = np.median(s) - low
+    if spread <= 0:
+        spread = s.max() - low
+    return np.log1p((s - low) / spread)
+
+
+def estimate_contamination(
+    train_scores: ArrayLike,
+    method: str = DEFAULT_CONTAMINATION_METHOD,
+    *,
+    k: float | None = None,
+) -> float:
+    """Estimate the share of anomalies in training data from its anomaly scores.
+
+    What ``contamination="auto"`` uses to set ``threshold_`` (at the ``1 - estimate``
+    quantile of the training scores). Unsupervised: no labels; the estimate depends only on
+    the ranks and spacing of the scores, so it is the same for any shift or positive scaling
+    of the scores.
+
+    Parameters
+    ----------
+    train_scores : array-like of shape (n_samples,)
+        Anomaly scores of the training rows (higher = more anomalous), finite, at least one.
+    method : {"mad", "gmm"}, default="mad"
+        ``"mad"``: the share of scores above ``median + k * 1.4826 * MAD`` (the median
+        absolute deviation; where more than half the scores tie, the mean absolute
+        deviation times 1.2533 instead), a robust tail rule that stays small on clean
+        data. ``"gmm"``: the share of scores assigned to the upper component of a
+        two-component Gaussian mixture fitted (scikit-learn, fixed seed, on at most
+        :data:`GMM_MAX_ROWS` rows) to ``log1p((s - min) / (median - min))``; closer to the
+        true share on heavily polluted data, but it always finds two groups, so on clean
+        data it flags a third or more of the rows.
+    k : float, optional
+        ``"mad"`` only: how many robust standard deviations above the median a score
+        must lie to count as anomalous (> 0; default :data:`DEFAULT_MAD_K`).
+
+    Returns
+    -------
+    float
+        Estimated share of anomalies in (0, 0.5]: at least ``1 / n_samples`` (one row; also
+        for constant scores) and at most 0.5.
+
+    Raises
+    ------
+    DataError
+        If the scores are empty or hold NaN or infinity.
+    ValueError
+        For an unknown ``method`` or a bad ``k``.
+
+    Examples
+    --------
+    >>> scores = np.r_[np.linspace(0.0, 1.0, 95), np.full(5, 10.0)]
+    >>> estimate_contamination(scores)
+    0.05
+    """
+    check_option("method", method, tuple(CONTAMINATION_METHODS))
+    if k is not None and method != "mad":
+        raise ValueError(f"k is an option of method 'mad', not {method!r}")
+    k = DEFAULT_MAD_K if k is None else k
+    if isinstance(k, bool) or not isinstance(k, int | float) or not np.isfinite(k) or k <= 0:
+        raise ValueError(f"k must be a number > 0, got {k!r}")
+    s = np.asarray(train_scores, dtype=np.float64).reshape(-1)
+    if s.size == 0:
+        raise DataError("no training scores to estimate the contamination from")
+    if not np.isfinite(s).all():
+        raise DataError("training scores contain NaN or infinity")
+    floor = 1.0 / s.size
+    if s.max() == s.min():  # constant scores: nothing stands out
+        return min(floor, 0.5)
+    if method == "mad":
+        centre = np.median(s)
+        dev = np.abs(s - centre)
+        scale = 1.4826 * np.median(dev)
+        if scale <= 0:  # over half the scores tie at the median
+            scale = 1.2533 * dev.mean()
+        share = float(np.count_nonzero(s > centre + k * scale)) / s.size
+    else:
+        share = _gmm_share(_log_scale(s))
+    return float(min(max(share, floor), 0.5))
+
+
+def _gmm_share(x: NDArray[np.float64]) -> float:
+    """Share of ``x`` assigned to the upper of two Gaussian components (fixed seeds)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
+    fit_on = x
+    if x.size > GMM_MAX_ROWS:
+        fit_on = np.random.default_rng(0).choice(x, GMM_MAX_ROWS, replace=False)
+    if np.unique(fit_on).size < 2:
+        return 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm = GaussianMixture(n_components=2, random_state=0).fit(fit_on[:, None])
+    upper = int(np.argmax(gmm.means_.ravel()))
+    return float(np.count_nonzero(gmm.predict(x[:, None]) == upper)) / x.size

@@ -165,7 +165,7 @@ def _fit_streamed(
     det.save(out, metadata=metadata, key=key)
     console.print(
         f"fitted [bold]{detector}[/] on {result.rows} rows ({det.n_features_in_} values each); "
-        f"threshold {det.threshold_:.6g}; saved to {out}"
+        f"threshold {det.threshold_:.6g}{_estimated(det)}; saved to {out}"
     )
     if result.streamed:
         console.print(
@@ -223,7 +223,7 @@ def _fit_update(
     det.save(out, metadata=metadata, key=key)
     console.print(
         f"updated [bold]{name}[/] with {len(X)} rows ({seen} trained on in all); "
-        f"threshold {det.threshold_:.6g}; saved to {out}"
+        f"threshold {det.threshold_:.6g}{_estimated(det)}; saved to {out}"
     )
 
 
@@ -237,6 +237,27 @@ def _known_classes(data: str, ds: Any, class_column: str | None, detector: str) 
     if ds.labels is not None:
         return ds.labels
     raise DataError(f"detector {detector!r} learns known classes: pass --class-column")
+
+
+def _estimated(det: Any) -> str:
+    """What the fit message adds under ``contamination="auto"``: the estimated share."""
+    if getattr(det, "calibration_", {}).get("strategy") != "auto":
+        return ""
+    return f" (estimated contamination {det.contamination_:.2%})"
+
+
+def _contamination(text: str) -> float | str:
+    """``--contamination``: ``"auto"`` or a share in (0, 0.5], refused before any reading."""
+    from ..errors import AnomaliaError
+    from ..thresholds import check_contamination
+
+    try:
+        value = text if text == "auto" else float(text)
+        return check_contamination(value, name="--contamination")  # type: ignore[return-value]
+    except ValueError:
+        raise AnomaliaError(
+            f"--contamination must be 'auto' or a number in (0, 0.5], got {text!r}"
+        ) from None
 
 
 @app.command()
@@ -263,7 +284,12 @@ def fit(
         list[str] | None, typer.Option("--param", "-p", help="Detector parameter key=value.")
     ] = None,
     contamination: Annotated[
-        float | None, typer.Option("--contamination", help="Expected anomaly share in (0, 0.5].")
+        str | None,
+        typer.Option(
+            "--contamination",
+            help="Expected anomaly share in (0, 0.5], or 'auto' to estimate it from the "
+            "training scores.",
+        ),
     ] = None,
     polluted: Annotated[
         bool, typer.Option("--polluted", help="With labels: train on anomalies too.")
@@ -295,7 +321,7 @@ def fit(
     key = read_key(sign_key_file)  # a bad key file fails before training
     params = parse_params(param)
     if contamination is not None:
-        params["contamination"] = contamination
+        params["contamination"] = _contamination(contamination)
     if update is not None:
         fields = {**columns, "categorical": categorical}
         _fit_update(update, data, out, key, detector, params, polluted, sample_rows, seed, fields)
@@ -333,7 +359,7 @@ def fit(
     shape = " x ".join(str(s) for s in X.shape[1:])
     console.print(
         f"fitted [bold]{detector}[/] on {len(X)} rows ({shape} values each); "
-        f"threshold {det.threshold_:.6g}; saved to {out}"
+        f"threshold {det.threshold_:.6g}{_estimated(det)}; saved to {out}"
     )
     if getattr(det, "code_usage_", None) is not None:  # vqvae: how the codebook is used
         from ..represent import codebook_summary

@@ -528,7 +528,7 @@ class AEDetector(_AutoEncoderBase):
         Network kind; ``"auto"`` uses conv for images, dense for tables.
     image_shape : tuple of int or None, default=None
         (H, W) or (C, H, W) to read flat rows as images (e.g. (8, 8) for digits).
-    contamination : float in (0, 0.5] or None, default=None
+    contamination : float in (0, 0.5], "auto" or None, default=None
         See :class:`anomalia.base.BaseDetector`.
     random_state : int or None, default=None
         Seed for weights, shuffling, validation split and noise; results repeat on CPU.
@@ -604,7 +604,7 @@ class AEDetector(_AutoEncoderBase):
         standardize: bool = True,
         architecture: str = "auto",
         image_shape: tuple[int, ...] | None = None,
-        contamination: float | None = None,
+        contamination: float | str | None = None,
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:
@@ -684,7 +684,7 @@ class VAEDetector(_AutoEncoderBase):
         standardize: bool = True,
         architecture: str = "auto",
         image_shape: tuple[int, ...] | None = None,
-        contamination: float | None = None,
+        contamination: float | str | None = None,
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:
@@ -826,7 +826,7 @@ class VQVAEDetector(_AutoEncoderBase):
         standardize: bool = True,
         architecture: str = "auto",
         image_shape: tuple[int, ...] | None = None,
-        contamination: float | None = None,
+        contamination: float | str | None = None,
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:

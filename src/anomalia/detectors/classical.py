@@ -91,7 +91,7 @@ class GaussianDetector(ReservoirMixin, BaseDetector):
         Mahalanobis distance ``D_M(x)`` itself (in standard deviations), a score on the
         same footing as a nearest-neighbour distance when combined in an ensemble. Both
         rank rows alike.
-    contamination : float in (0, 0.5] or None, default=None
+    contamination : float in (0, 0.5], "auto" or None, default=None
         Expected share of anomalies in the training data; sets ``threshold_``
         (see :class:`anomalia.base.BaseDetector`).
     reservoir_size : int, default=10000
@@ -162,7 +162,7 @@ class GaussianDetector(ReservoirMixin, BaseDetector):
         max_steps: int = 5,
         scale_from: str = "support",
         score_method: str = "density",
-        contamination: float | None = None,
+        contamination: float | str | None = None,
         reservoir_size: int = DEFAULT_RESERVOIR_SIZE,
         random_state: int | None = None,
     ) -> None:
@@ -390,7 +390,7 @@ class OCSVMDetector(_ScaledSample):
         Standardise features (zero mean, unit variance, fitted on training data) first.
     max_samples : int or None, default=None
         Train on a random subsample of at most this many rows (``random_state`` picks it).
-    contamination : float in (0, 0.5] or None, default=None
+    contamination : float in (0, 0.5], "auto" or None, default=None
         See :class:`anomalia.base.BaseDetector`.
     random_state : int or None, default=None
         Seed for the subsample; the SVM itself is deterministic.
@@ -417,7 +417,7 @@ class OCSVMDetector(_ScaledSample):
         gamma: str | float = "scale",
         scale: bool = True,
         max_samples: int | None = None,
-        contamination: float | None = None,
+        contamination: float | str | None = None,
         random_state: int | None = None,
     ) -> None:
         self.nu = nu
@@ -459,7 +459,7 @@ class IForestDetector(ReservoirMixin, BaseDetector):
         Rows drawn per tree (``"auto"`` = min(256, n_samples)).
     max_features : float in (0, 1], default=1.0
         Share of features drawn per tree.
-    contamination : float in (0, 0.5] or None, default=None
+    contamination : float in (0, 0.5], "auto" or None, default=None
         See :class:`anomalia.base.BaseDetector`.
     n_jobs : int or None, default=None
         Parallel jobs for fitting and scoring (``-1`` = all cores).
@@ -500,7 +500,7 @@ class IForestDetector(ReservoirMixin, BaseDetector):
         n_estimators: int = 200,
         max_samples: str | int | float = "auto",
         max_features: float = 1.0,
-        contamination: float | None = None,
+        contamination: float | str | None = None,
         n_jobs: int | None = None,
         reservoir_size: int = DEFAULT_RESERVOIR_SIZE,
         random_state: int | None = None,
@@ -571,7 +571,7 @@ class KNNDetector(ReservoirMixin, _ScaledSample):
         scored by its distance to *other* records. Use it when rows repeat: resampled data,
         logs with repeated events, or polluted training data whose anomalies recur
         (with ``"count"`` such rows score 0).
-    contamination : float in (0, 0.5] or None, default=None
+    contamination : float in (0, 0.5], "auto" or None, default=None
         See :class:`anomalia.base.BaseDetector`.
     n_jobs : int or None, default=None
         Parallel jobs for the neighbour search (``-1`` = all cores).
@@ -628,7 +628,7 @@ class KNNDetector(ReservoirMixin, _ScaledSample):
         scale: bool = True,
         max_samples: int | None = None,
         duplicates: str = "count",
-        contamination: float | None = None,
+        contamination: float | str | None = None,
         n_jobs: int | None = None,
         reservoir_size: int = DEFAULT_RESERVOIR_SIZE,
         random_state: int | None = None,
@@ -714,7 +714,7 @@ class LOFDetector(_ScaledSample):
     max_samples : int or None, default=None
         Keep a random subsample of at most this many training rows as neighbours
         (``random_state`` picks it); every training row is then scored as new data.
-    contamination : float in (0, 0.5] or None, default=None
+    contamination : float in (0, 0.5], "auto" or None, default=None
         See :class:`anomalia.base.BaseDetector`.
     n_jobs : int or None, default=None
         Parallel jobs for the neighbour search (``-1`` = all cores).
@@ -749,7 +749,7 @@ class LOFDetector(_ScaledSample):
         n_neighbors: int = 20,
         scale: bool = True,
         max_samples: int | None = None,
-        contamination: float | None = None,
+        contamination: float | str | None = None,
         n_jobs: int | None = None,
         random_state: int | None = None,
     ) -> None:

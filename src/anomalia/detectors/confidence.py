@@ -118,7 +118,7 @@ class ConfidenceDetector(TorchDetector):
     standardize : bool, default=True
         Standardise table features (images: by the mean and std of all training pixels)
         for the built-in networks, with statistics saved with the model.
-    contamination : float in (0, 0.5] or None, default=None
+    contamination : float in (0, 0.5], "auto" or None, default=None
         See :class:`anomalia.base.BaseDetector`.
     random_state : int or None, default=None
         Seed for weights, shuffling and the held-out splits; results repeat on CPU.
@@ -209,7 +209,7 @@ class ConfidenceDetector(TorchDetector):
         validation_fraction: float = 0.1,
         patience: int | None = 10,
         standardize: bool = True,
-        contamination: float | None = None,
+        contamination: float | str | None = None,
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:

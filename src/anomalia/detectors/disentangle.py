@@ -126,7 +126,7 @@ class DisentangleDetector(_AutoEncoderBase):
         warmup_epochs: int = 5,
         standardize: bool = True,
         image_shape: tuple[int, ...] | None = None,
-        contamination: float | None = None,
+        contamination: float | str | None = None,
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:

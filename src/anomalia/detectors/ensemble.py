@@ -59,7 +59,7 @@ class EnsembleDetector(IncrementalMixin, BaseDetector):
         Two-stage fit for training data that may hold anomalies: fit the members, leave out
         this share of the training rows with the highest ensemble score, and fit the members
         again on the rest (normalisation included). ``0``: one stage.
-    contamination : float in (0, 0.5] or None, default=None
+    contamination : float in (0, 0.5], "auto" or None, default=None
         See :class:`anomalia.base.BaseDetector`.
     random_state : int or None, default=None
         Seed handed to the members.
@@ -107,7 +107,7 @@ class EnsembleDetector(IncrementalMixin, BaseDetector):
         normalization: str = "zscore",
         weights: Sequence[float] | None = None,
         trim: float = 0.0,
-        contamination: float | None = None,
+        contamination: float | str | None = None,
         random_state: int | None = None,
     ) -> None:
         self.detectors = detectors

@@ -143,7 +143,7 @@ class PyODDetector(BaseDetector):
     params : dict or None, default=None
         Keyword arguments of the PyOD class, e.g. ``{"n_neighbors": 10}``; not
         ``contamination`` (the wrapper's own) nor ``random_state``.
-    contamination : float in (0, 0.5] or None, default=None
+    contamination : float in (0, 0.5], "auto" or None, default=None
         anomalia's: sets ``threshold_`` (see :class:`anomalia.base.BaseDetector`).
     random_state : int or None, default=None
         Passed to the PyOD class when it takes one (its seed).
@@ -180,7 +180,7 @@ class PyODDetector(BaseDetector):
         *,
         model: str = "ECOD",
         params: dict[str, Any] | None = None,
-        contamination: float | None = None,
+        contamination: float | str | None = None,
         random_state: int | None = None,
     ) -> None:
         self.model = model

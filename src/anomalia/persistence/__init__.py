@@ -303,6 +303,7 @@ def _unpack(part: dict[str, Any], blobs: dict[str, bytes]) -> Any:
         and scores.size
     ):
         raise ModelFileError("decision_scores_ must be a non-empty 1-D float64 array")
+    detector._check_restored_contamination()  # contamination_ its training scores give
     detector._check_restored()  # state the probe score does not use (e.g. for partial_fit)
     return detector
 

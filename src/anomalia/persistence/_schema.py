@@ -73,11 +73,20 @@ def _number(value: Any, where: str, *, integer: bool = False, low: float = -math
         raise _fail(where, f"must be {'an integer' if integer else 'a number'}{bound}")
 
 
+def _share(value: Any, where: str) -> None:
+    """None, or a share of the training rows in (0, 0.5] (``contamination_``)."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 0.5
+    ):
+        raise _fail(where, "must be None or a number in (0, 0.5]")
+
+
 #: Checks of the fitted attributes every detector has (the rest is checked by a probe score).
 COMMON_ATTRIBUTES = {
     "threshold_": lambda v, w: _number(v, w),
     "n_features_in_": lambda v, w: _number(v, w, integer=True, low=1),
     "calibration_": lambda v, w: _object(v, w),
+    "contamination_": lambda v, w: _share(v, w),
 }
 
 
