@@ -101,7 +101,17 @@ def test_contamination_sets_share_of_flagged_training_rows(name, blobs):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("bad", [0.0, 0.6, -0.1, "auto"])
+def test_auto_contamination_flags_its_estimate_of_the_training_rows(name, blobs):
+    train, _, _ = blobs
+    det = _make(name, contamination="auto")
+    labels = det.fit_predict(train)
+    assert det.calibration_ == {"strategy": "auto", "rate": det.contamination_}
+    assert 0 < det.contamination_ <= 0.5
+    assert np.mean(labels == -1) == pytest.approx(det.contamination_, abs=0.01)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("bad", [0.0, 0.6, -0.1, "banana", "AUTO"])
 def test_contamination_out_of_range_is_rejected(name, bad, blobs):
     with pytest.raises(ValueError, match="contamination"):
         _make(name, contamination=bad).fit(blobs[0])

@@ -121,7 +121,9 @@ def test_auto_sets_the_threshold_from_the_estimate(polluted, name, params):
 
 def test_auto_with_a_torch_detector(polluted):
     pytest.importorskip("torch")
-    det = make_detector("ae", contamination="auto", epochs=3, batch_size=64, random_state=0)
+    det = make_detector(
+        "ae", contamination="auto", hidden=(8,), epochs=2, batch_size=64, random_state=0
+    )
     det.fit(polluted)
     assert det.calibration_["strategy"] == "auto"
     assert 0 < det.contamination_ <= 0.5
