@@ -16,11 +16,14 @@ rule. Leave-datasets-out cross-validation picks the default rule.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
 import numpy as np
 
+#: Most training rows of the clean protocol scored (a seeded sample): the rules' false share.
+CLEAN_ROWS = 5000
 DETECTORS = {"default": ("default", {}), "iforest": ("iforest", {}), "gaussian": ("gaussian", {})}
 
 
@@ -31,31 +34,41 @@ def score(args: argparse.Namespace) -> None:
     from anomalia import bench
 
     torch.set_num_threads(1)
+    (args.cache / "clean").mkdir(exist_ok=True)
     for dataset, path in bench.adbench_datasets(args.data_dir).items():
         X, y = bench.load_npz(path)
-        for seed in args.seeds:
-            file = args.cache / f"{dataset}_{seed}.npz"
+        for seed, protocol in itertools.product(args.seeds, ("unsup", "clean")):
+            folder = args.cache / ("clean" if protocol == "clean" else "")
+            file = folder / f"{dataset}_{seed}.npz"
             saved = dict(np.load(file)) if file.exists() else {}
-            todo = [d for d in args.detectors if f"{d}_test" not in saved]
+            todo = [d for d in args.detectors if f"{d}_train" not in saved]
             if not todo:
                 continue
-            X_train, X_test, y_train, y_test = bench.split(X, y, "unsup", seed)
-            saved["y_train"], saved["y_test"] = y_train, y_test
+            X_train, X_test, y_train, y_test = bench.split(X, y, protocol, seed)
+            if protocol == "clean":  # only the training scores count: at most CLEAN_ROWS
+                keep = np.random.default_rng(seed).permutation(len(X_train))[:CLEAN_ROWS]
+                X_train, y_train = X_train[keep], y_train[keep]
+            else:
+                saved["y_test"] = y_test
+            saved["y_train"] = y_train
             for d in todo:
                 name, params = DETECTORS[d]
                 seeded = {} if name == "gaussian" else {"random_state": seed}
                 det = anomalia.make_detector(name, **params, **seeded)
                 t0 = time.perf_counter()
                 saved[f"{d}_train"] = det._fit_scored(X_train)
-                saved[f"{d}_test"] = det.anomaly_score(X_test)
-                print(f"{dataset:<18} {seed} {d:<9} {time.perf_counter() - t0:7.1f}s", flush=True)
+                if protocol == "unsup":
+                    saved[f"{d}_test"] = det.anomaly_score(X_test)
+                took = time.perf_counter() - t0
+                print(f"{protocol} {dataset:<18} {seed} {d:<9} {took:7.1f}s", flush=True)
             np.savez(file, **saved)
 
 
 CANDIDATES = {"fixed 1 %": [None], "mad": [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0], "gmm": [None],
               "otsu": [None]}  # fmt: skip
-#: The admissibility test: a rule's estimate on clean scores (no anomalies) of these shapes.
-CLEAN_LIMIT = 0.10
+#: The admissibility test: a rule's mean estimate on clean training data (ADBench's normal
+#: rows only, the ``clean`` protocol) must stay at or below this share.
+CLEAN_LIMIT = 0.05
 
 
 def estimate(rule: str, k: float | None, scores: np.ndarray) -> float:
@@ -93,9 +106,22 @@ def f1(y: np.ndarray, flagged: np.ndarray) -> float:
 def evaluate(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    clean = clean_scores()
+    synthetic = clean_scores()
     rules = [(r, k) for r, ks in CANDIDATES.items() for k in ks]
-    clean_max = {name(r, k): max(estimate(r, k, s) for s in clean.values()) for r, k in rules}
+    synthetic_max = {
+        name(r, k): max(estimate(r, k, s) for s in synthetic.values()) for r, k in rules
+    }
+    clean_rows = []
+    for file in sorted((args.cache / "clean").glob("*_*.npz")):
+        dataset = file.stem.rsplit("_", 1)[0]
+        d = np.load(file)
+        for det in args.detectors:
+            if f"{det}_train" in d:
+                scores = d[f"{det}_train"]
+                clean_rows += [(dataset, name(r, k), estimate(r, k, scores)) for r, k in rules]
+    clean = pd.DataFrame(clean_rows, columns=["dataset", "candidate", "estimate"])
+    clean_mean = clean.groupby("candidate").estimate.mean().to_dict()
+    clean_by_set = clean.groupby(["candidate", "dataset"]).estimate.mean().unstack()
     rows = []
     for file in sorted(args.cache.glob("*_*.npz")):
         dataset, seed = file.stem.rsplit("_", 1)
@@ -130,10 +156,13 @@ def evaluate(args: argparse.Namespace) -> None:
         table.loc["true contamination", f"f1 {det}"] = oracle[det]
         table.loc["true contamination", f"mae {det}"] = 0.0
     table.loc["true contamination", "F1 mean"] = oracle.mean()
-    table["clean max"] = [clean_max.get(c, 0.0) for c in table.index]
+    table["clean mean"] = [clean_mean.get(c, 0.0) for c in table.index]
+    table["synthetic max"] = [synthetic_max.get(c, 0.0) for c in table.index]
     table = table.sort_values("F1 mean", ascending=False)
     print("Per rule: mean F1 at the estimated threshold, mean |estimate - true share| (mae), "
-          f"and the largest estimate on clean scores ({', '.join(clean)})\n")  # fmt: skip
+          "the mean estimate on clean training data (ADBench clean protocol, at most "
+          f"{CLEAN_ROWS} rows; true share 0) and the largest on synthetic clean scores "
+          f"({', '.join(synthetic)})\n")  # fmt: skip
     print(table.round(3).to_markdown())
     # leave-datasets-out cross-validation: 4 folds of the datasets in a fixed random order
     datasets = np.random.default_rng(0).permutation(sorted(df.dataset.unique()))
@@ -141,21 +170,23 @@ def evaluate(args: argparse.Namespace) -> None:
     by_set = df.groupby(["candidate", "dataset"]).f1.mean().unstack()
     true_by_set = first.groupby("dataset").f1_true.mean()
     fixed = by_set.loc["fixed 1 %"]
-    admissible = [c for c in by_set.index if clean_max[c] <= CLEAN_LIMIT]
     cv = []
     for i, held in enumerate(folds):
         train_sets = [s for s in datasets if s not in held]
         fold = {"fold": i + 1, "held-out datasets": ", ".join(sorted(held))}
+        on_clean = clean_by_set.loc[by_set.index, train_sets].mean(axis=1)
+        admissible = list(on_clean.index[on_clean <= CLEAN_LIMIT])  # judged on the 24 only
         for label, pool in (("pick", admissible), ("unconstrained pick", list(by_set.index))):
             best = by_set.loc[pool, train_sets].mean(axis=1).idxmax()
             fold[label] = best
             fold[f"{label} F1 held out"] = by_set.loc[best, held].mean()
+        fold["pick clean estimate held out"] = clean_by_set.loc[fold["pick"], held].mean()
         fold["true F1 held out"] = true_by_set[held].mean()
         fold["1 % F1 held out"] = fixed[held].mean()
         cv.append(fold)
     cv = pd.DataFrame(cv)
     print(f"\nLeave-datasets-out CV (4 folds of {len(folds[0])}): the rule with the best mean F1 "
-          f"on the other datasets, among rules estimating <= {CLEAN_LIMIT:.0%} on clean scores "
+          f"on the other datasets, among rules estimating <= {CLEAN_LIMIT:.0%} on clean data "
           "(pick) and among all (unconstrained)\n")  # fmt: skip
     print(cv.drop(columns="held-out datasets").round(3).to_markdown(index=False))
     means = cv.drop(columns=["fold", "held-out datasets"]).mean(numeric_only=True)

@@ -21,7 +21,7 @@ Thresholding lives in one place, ``threshold_`` (in anomaly-score units):
 * ``contamination=c`` in (0, 0.5]: ``threshold_`` is the ``1 - c`` quantile of the training
   scores, so about a share ``c`` of the training rows is flagged (polluted training data).
 * ``contamination="auto"``: the share is estimated from the training scores by
-  :func:`anomalia.thresholds.estimate_contamination` (a robust tail rule, median + 2.5
+  :func:`anomalia.thresholds.estimate_contamination` (a robust tail rule, median + 5
   robust standard deviations), kept as ``contamination_``; ``threshold_`` is the
   ``1 - contamination_`` quantile (polluted training data of unknown pollution).
 
