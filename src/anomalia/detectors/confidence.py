@@ -26,6 +26,15 @@ from sklearn.utils.validation import (
 
 from .._utils.validation import check_fraction, check_int, check_option
 from ..models.classifier import CNNClassifierNet, MLPClassifierNet, PackedLabels, logit_scores
+from ..models.outlier_gan import (
+    LATENT_DIM,
+    BoundaryGAN,
+    ConvGenerator,
+    MLPGenerator,
+    conv_discriminator,
+    mlp_discriminator,
+)
+from ..outlier_training import train_boundary_gan
 from ..training import TrainConfig, stopped_epoch, train
 from ._torch import SCORE_BATCH, TorchDetector, auto_batch_size, module_from_state, seed_from
 
@@ -33,6 +42,8 @@ from ._torch import SCORE_BATCH, TorchDetector, auto_batch_size, module_from_sta
 SCORES = ("msp", "entropy", "energy", "mahalanobis")
 #: Scores that need the built-in networks (logits or penultimate features).
 NETWORK_SCORES = ("energy", "mahalanobis")
+#: The values of ``outliers``: None (no generated outliers) or "generate" (a boundary GAN).
+OUTLIER_SOURCES = (None, "generate")
 #: Search range of ``temperature="auto"``.
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 #: Attributes that only one kind of classifier sets; a refit clears them first.
@@ -47,6 +58,8 @@ _FITTED_PARTS = (
     "input_scale_",
     "class_means_",
     "precision_",
+    "generator_",
+    "gan_history_",
 )
 
 
@@ -74,6 +87,15 @@ class ConfidenceDetector(TorchDetector):
     anomalies and the uniform distribution, so the network learns to be unsure on them
     rather than keying on whatever feature separates the known classes.
 
+    Generated outliers (Lee et al. 2018), for when real anomalies are scarce:
+    ``outliers="generate"`` first trains a GAN jointly with a classifier, the generator's loss
+    being the GAN loss plus ``oe_weight`` times KL(uniform || classifier(G(z))), so that its
+    samples look almost like the training data but lie where the classifier is unsure (see
+    :func:`anomalia.outlier_training.train_boundary_gan`); then the detector's classifier is
+    trained with as many generated samples as training rows as its ``X_outliers``.
+    :meth:`sample_outliers` draws more of them; the generator is saved with the model (the
+    discriminator and the classifier of the joint training are not).
+
     Parameters
     ----------
     classifier : scikit-learn classifier or None, default=None
@@ -91,7 +113,14 @@ class ConfidenceDetector(TorchDetector):
         the classifier on the rest and picks T in [0.05, 20] minimising the negative
         log-likelihood of the held-out labels (temperature scaling, Guo et al. 2017).
     oe_weight : float, default=0.5
-        Weight of the outlier-exposure term (used only with ``X_outliers``).
+        Weight of the outlier-exposure term (used with ``X_outliers`` or generated outliers);
+        also the weight ``beta`` of the KL term in the generator's loss.
+    outliers : {None, "generate"}, default=None
+        None: outlier exposure only with the ``X_outliers`` given to :meth:`fit`.
+        ``"generate"``: outliers from a generator trained jointly with a classifier (see
+        above; built-in networks only, not together with ``X_outliers``).
+    gan_epochs : int, default=20
+        Passes over the training rows of the joint GAN training (``outliers="generate"``).
     hidden : tuple of int, default=(64, 64)
         Dense hidden layers of the built-in network (after the convolutions for images); the
         last one gives the penultimate features.
@@ -149,6 +178,12 @@ class ConfidenceDetector(TorchDetector):
         ran); see :func:`anomalia.training.stop_message`.
     input_shift_, input_scale_ : ndarray
         Scaling of the inputs of the built-in networks.
+    generator_ : MLPGenerator or ConvGenerator
+        The generator of outliers (``outliers="generate"`` only), on scaled inputs; use
+        :meth:`sample_outliers`.
+    gan_history_ : dict of str to list of float
+        History of the joint GAN training (``outliers="generate"`` only; see
+        :func:`anomalia.outlier_training.train_boundary_gan`).
     image_shape_ : tuple of int or None
         (C, H, W) when trained on images, else None.
     seed_ : int
@@ -176,6 +211,8 @@ class ConfidenceDetector(TorchDetector):
     NeurIPS 2020.
     C. Guo, G. Pleiss, Y. Sun and K. Weinberger, "On calibration of modern neural
     networks", ICML 2017.
+    K. Lee, H. Lee, K. Lee and J. Shin, "Training confidence-calibrated classifiers for
+    detecting out-of-distribution samples", ICLR 2018.
 
     Examples
     --------
@@ -198,6 +235,8 @@ class ConfidenceDetector(TorchDetector):
         score_method: str = "msp",
         temperature: float | str | None = None,
         oe_weight: float = 0.5,
+        outliers: str | None = None,
+        gan_epochs: int = 20,
         hidden: tuple[int, ...] = (64, 64),
         channels: tuple[int, ...] = (32, 64),
         activation: str = "relu",
@@ -217,6 +256,8 @@ class ConfidenceDetector(TorchDetector):
         self.score_method = score_method
         self.temperature = temperature
         self.oe_weight = oe_weight
+        self.outliers = outliers
+        self.gan_epochs = gan_epochs
         self.hidden = hidden
         self.channels = channels
         self.activation = activation
@@ -275,6 +316,12 @@ class ConfidenceDetector(TorchDetector):
 
     def _check_params(self) -> None:
         check_option("score_method", self.score_method, SCORES)
+        check_option("outliers", self.outliers, OUTLIER_SOURCES)
+        check_int("gan_epochs", self.gan_epochs)
+        if self.classifier is not None and self.outliers is not None:
+            raise ValueError(
+                f"outliers={self.outliers!r} needs the built-in network (classifier=None)"
+            )
         if self.classifier is not None:
             if not hasattr(self.classifier, "fit") or not hasattr(self.classifier, "predict_proba"):
                 raise ValueError(
@@ -333,9 +380,16 @@ class ConfidenceDetector(TorchDetector):
                 raise ValueError(
                     "X_outliers (outlier exposure) needs the built-in network (classifier=None)"
                 )
+            if self.outliers is not None:
+                raise ValueError(
+                    f"outliers={self.outliers!r} generates the outliers: pass no X_outliers "
+                    "(or use outliers=None)"
+                )
             X_out = self._validate(X_out, reset=False)
         self.seed_ = seed_from(self.random_state)
         fit_rows, held_out = self._temperature_split(y)
+        if self.outliers == "generate":
+            X_out = self._fit_generator(X[fit_rows], y[fit_rows])
         if self.classifier is None:
             self._fit_network(X, y, X_out, fit_rows)
         else:
@@ -387,8 +441,16 @@ class ConfidenceDetector(TorchDetector):
             torch.manual_seed(self.seed_)
             net = self._build_module()
         packed = PackedLabels.pack(self._tensor(inputs, torch.float32), torch.from_numpy(labels))
-        config = TrainConfig(
-            epochs=self.epochs,
+        config = self._train_config(self.epochs)
+        self.history_ = train(PackedLabels(net, inputs.shape[1:]), packed, config)
+        self.n_epochs_ = len(self.history_["train_loss"])
+        self.stopped_epoch_ = stopped_epoch(self.history_, config)
+        # scores in float64: batch composition then cannot change them (float32 drifts ~1e-7)
+        self.module_ = net.double().eval()
+
+    def _train_config(self, epochs: int) -> TrainConfig:
+        return TrainConfig(
+            epochs=epochs,
             batch_size=self.batch_size_,
             lr=self.lr,
             weight_decay=self.weight_decay,
@@ -397,11 +459,75 @@ class ConfidenceDetector(TorchDetector):
             seed=self.seed_,
             verbose=self.verbose,
         )
-        self.history_ = train(PackedLabels(net, inputs.shape[1:]), packed, config)
-        self.n_epochs_ = len(self.history_["train_loss"])
-        self.stopped_epoch_ = stopped_epoch(self.history_, config)
-        # scores in float64: batch composition then cannot change them (float32 drifts ~1e-7)
-        self.module_ = net.double().eval()
+
+    def _fit_generator(self, X: NDArray[np.float64], y: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Train the boundary GAN with a classifier of its own; return ``len(X)`` generated
+        outliers in the input's units and shape."""
+        self.batch_size_ = (
+            auto_batch_size(len(X)) if self.batch_size == "auto" else int(self.batch_size)
+        )
+        self._fit_scaling(X)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed_ + 1)  # not the final classifier's initial weights
+            net = self._build_module()
+            gan = self._build_gan(with_discriminator=True)
+        self.gan_history_ = train_boundary_gan(
+            net,
+            gan,
+            self._tensor(X, torch.float32),
+            torch.from_numpy(y),
+            self._train_config(self.gan_epochs),
+        )
+        self.generator_ = gan.generator.eval()
+        return self.sample_outliers(len(X), random_state=self.seed_)
+
+    def _build_gan(self, *, with_discriminator: bool) -> BoundaryGAN:
+        hidden = (self.hidden,) if isinstance(self.hidden, int) else tuple(self.hidden)
+        if self.image_shape_ is not None:
+            c, h, w = self.image_shape_
+            generator: MLPGenerator | ConvGenerator = ConvGenerator(
+                LATENT_DIM, c, h, w, channels=self.channels, activation=self.activation
+            )
+            disc = (
+                conv_discriminator(c, h, w, channels=self.channels) if with_discriminator else None
+            )
+        else:
+            generator = MLPGenerator(
+                LATENT_DIM, self.n_features_in_, hidden=hidden[::-1], activation=self.activation
+            )
+            disc = (
+                mlp_discriminator(self.n_features_in_, hidden=hidden)
+                if with_discriminator
+                else None
+            )
+        return BoundaryGAN(generator, disc if disc is not None else torch.nn.Identity())
+
+    def sample_outliers(self, n: int, random_state: int | None = None) -> NDArray[np.float64]:
+        """Draw ``n`` generated outliers (``outliers="generate"`` only).
+
+        Parameters
+        ----------
+        n : int
+            Number of samples (>= 1).
+        random_state : int or None, default=None
+            Seed of the generator's noise; None draws fresh noise.
+
+        Returns
+        -------
+        ndarray of shape (n, n_features) or (n, C, H, W)
+            Samples in the units of the training data (the scaling undone).
+        """
+        check_is_fitted(self)
+        if getattr(self, "generator_", None) is None:
+            raise ValueError(
+                "this model has no generator of outliers: fit it with outliers='generate'"
+            )
+        n = check_int("n", n)
+        rng = torch.Generator().manual_seed(seed_from(random_state))
+        gan = BoundaryGAN(self.generator_, torch.nn.Identity())
+        with torch.inference_mode():
+            fake = gan.sample(n, rng).double().numpy()
+        return fake * self.input_scale_ + self.input_shift_
 
     def _fit_temperature(self, X: NDArray[np.float64], y: NDArray[np.int64]) -> float:
         logits = self._logits(X)
@@ -448,6 +574,10 @@ class ConfidenceDetector(TorchDetector):
         )
 
     def _restore_module(self, attribute: str, state: dict[str, Any]) -> torch.nn.Module:
+        if attribute == "generator_":
+            return module_from_state(
+                lambda: self._build_gan(with_discriminator=False).generator, state
+            )
         return module_from_state(lambda: self._build_module().double(), state)
 
     @staticmethod
