@@ -104,6 +104,13 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
         "score = low confidence (msp, entropy, energy or mahalanobis). Needs class labels.",
         {},
     ),
+    "tree-ae": (
+        "anomalia.detectors.tree:TreeAEDetector",
+        "tree auto-encoder of sentences (texts, not tables): induces a binary tree per text "
+        "from syntactic distances and regenerates the text from a vector composed over it; "
+        "score = reconstruction NLL per token. 'anomalia parse' writes the trees.",
+        {},
+    ),
     "pyod": (
         "anomalia.detectors.pyod:PyODDetector",
         "any PyOD detector, as -d pyod:NAME (pyod:ECOD, pyod:COPOD, ...), with anomalia's "

@@ -14,7 +14,19 @@ from typing import Annotated
 
 import typer
 
-from . import bench, disentangle, export, generate, info, maps, outliers, represent, serve, workflow
+from . import (
+    bench,
+    disentangle,
+    export,
+    generate,
+    info,
+    maps,
+    outliers,
+    represent,
+    serve,
+    tree,
+    workflow,
+)
 from ._common import STATE, HelpGroup, print_error
 
 app = typer.Typer(
@@ -27,9 +39,21 @@ app = typer.Typer(
     cls=HelpGroup,
 )
 # One module per group of commands; ``anomalia --help`` lists them in this order.
-for _module in (workflow, info, maps, represent, generate, disentangle, export, bench, serve):
+_MODULES = (
+    workflow,
+    info,
+    maps,
+    represent,
+    generate,
+    disentangle,
+    tree,
+    outliers,
+    export,
+    bench,
+    serve,
+)
+for _module in _MODULES:
     app.add_typer(_module.app)
-app.add_typer(outliers.app)  # anomalia outliers: the generated outliers of a confidence model
 
 
 def _print_version(value: bool) -> None:

@@ -32,6 +32,7 @@ from ._common import (
     saved_spec,
     spec_from_options,
 )
+from .tree import TextColumn, fit_texts
 
 app = Commands()
 Strategy = Annotated[
@@ -313,6 +314,7 @@ def fit(
             "auto-encoders instead train on every row, streamed from the file in epochs.",
         ),
     ] = None,
+    text_column: TextColumn = None,
 ) -> None:
     """Train a detector on DATA (only the normal rows when labels are given)."""
     from ..persistence import read_key
@@ -334,6 +336,9 @@ def fit(
         det.set_params(random_state=seed)
     if "verbose" in det.get_params() and "verbose" not in params:
         det.set_params(verbose=True)
+    if text_column is not None or detector == "tree-ae":  # texts, not a table
+        fit_texts(det, detector, data, text_column, out, key)
+        return
     spec = spec_from_options(data, **columns, categorical=categorical)
     if class_column is not None:
         spec = dataclasses.replace(spec, ignore_columns=(*spec.ignore_columns, class_column))
