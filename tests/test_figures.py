@@ -24,6 +24,7 @@ from PIL import Image
 import anomalia.plots
 from anomalia import bench, plots
 from anomalia.detectors.disentangle import plot_swap_grid
+from anomalia.text.trees import plot_trees, tree_from_distances
 
 DEMO = ("default", "gaussian", "ocsvm", "iforest", "knn", "ae", "dae", "vae", "vqvae")
 LONG_SPEC = "ensemble(detectors=(('knn', {'max_samples': 10000}), 'iforest', 'gaussian'), trim=0.1)"
@@ -108,6 +109,45 @@ def fitted(name: str, n_features: int) -> tuple[object, pd.DataFrame]:
 SAVE = plots.save_figure  # the bench cases replace it to catch their figures
 SCORES, THRESHOLDS = demo_scores()
 MAPS = rng().integers(0, 32, size=(6, 7, 7))
+
+
+def debian_like_trees() -> tuple[list, list[list[str]]]:
+    """Four trees over package summaries of 3 to 16 words, long words included."""
+    words = [
+        [
+            "real-time",
+            "strategy",
+            "game",
+            "of",
+            "ancient",
+            "warfare",
+            "(",
+            "common",
+            "data",
+            "files",
+            ")",
+        ],
+        ["gnu", "c", "library", ":", "shared", "libraries"],
+        [
+            "python",
+            "3",
+            "bindings",
+            "for",
+            "the",
+            "internationalization",
+            "and",
+            "localization",
+            "framework",
+            ",",
+            "development",
+            "files",
+            "included",
+        ],
+        ["tiny", "x", "server"],
+    ]
+    return [tree_from_distances(rng(i).random(len(w) - 1)) for i, w in enumerate(words)], words
+
+
 CASES: dict[str, Callable[..., Figure | list[Figure]]] = {
     "plot_roc 9 detectors": lambda: plots.plot_roc(Y, SCORES, THRESHOLDS, title="breast cancer"),
     "plot_roc one curve": lambda: plots.plot_roc(Y, SCORES["knn"], THRESHOLDS["knn"]),
@@ -167,6 +207,7 @@ CASES: dict[str, Callable[..., Figure | list[Figure]]] = {
     ),
     "plot_codebook usage only": lambda: plots.plot_codebook(rng().integers(0, 50, 512)),
     "plot_swap_grid": lambda: plot_swap_grid(rng().random((5, 5, 1, 28, 28))),
+    "plot_trees 4 summaries": lambda: plot_trees(*debian_like_trees()),
     "plot_density 2 features": lambda: plots.plot_density(*fitted("gaussian", 2)),
     "plot_density slice of 4": lambda: plots.plot_density(*fitted("gaussian", 4), ["b", "d"]),
     "plot_boundary iforest": lambda: plots.plot_boundary(*fitted("iforest", 2)),
@@ -180,7 +221,7 @@ CASES: dict[str, Callable[..., Figure | list[Figure]]] = {
 def test_every_public_plot_function_has_a_case():
     public = {name for name in plots.__all__ if name.startswith("plot_")}
     covered = {case.split()[0] for case in CASES}
-    assert public | {"plot_swap_grid", "bench.plot_results"} == covered
+    assert public | {"plot_swap_grid", "plot_trees", "bench.plot_results"} == covered
 
 
 def inside(box, frame, slack: float = 1.0) -> bool:

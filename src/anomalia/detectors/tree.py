@@ -273,6 +273,13 @@ class TreeAEDetector(BaseDetector):
         parts = self._batched(X, self.module_.per_sample_loss)
         return torch.cat(parts).double().numpy()
 
+    def token_accuracy(self, texts: Sequence[str] | ArrayLike) -> NDArray[np.float64]:
+        """Share of each text's tokens (words cut to ``max_words``, and the end marker) the
+        decoder predicts right from the code and the true previous words, shape (n,)."""
+        check_is_fitted(self)
+        X = self._validate(texts, reset=False)
+        return torch.cat(self._batched(X, self.module_.token_accuracy)).double().numpy()
+
     # -- trees -------------------------------------------------------------------------------
     def trees(self, texts: Sequence[str] | ArrayLike) -> list[tuple[Tree, list[str]]]:
         """The induced tree of each text and the words it spans (cut to ``max_words``).

@@ -73,22 +73,37 @@ class _TextAE(nn.Module):
         )
         return states  # (n, width, 2 * hidden)
 
-    def _token_nll(self, code: Tensor, ids: Tensor, lengths: Tensor, generator) -> Tensor:
-        """Mean NLL per predicted token of each row (words, then the end marker)."""
+    def _decode(
+        self, code: Tensor, ids: Tensor, lengths: Tensor, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Teacher-forced logits ``(n, width + 1, vocab)``, targets and their mask."""
         n, width = ids.shape
         target = torch.cat([ids, ids.new_zeros(n, 1)], 1)
         target[torch.arange(n, device=ids.device), lengths] = EOS
-        inputs = torch.cat([ids.new_full((n, 1), EOS), ids], 1)[:, :-1]
-        inputs = torch.cat([inputs, ids.new_zeros(n, 1)], 1)  # width + 1 steps
+        inputs = torch.cat([ids.new_full((n, 1), EOS), ids], 1)  # width + 1 steps
         if self.training and self.word_dropout > 0:
             drop = torch.rand(inputs.shape, generator=generator, device=ids.device)
             inputs = torch.where((drop < self.word_dropout) & (inputs > EOS), UNK, inputs)
         h0 = torch.tanh(self.start(code)).unsqueeze(0)
         out, _ = self.decoder(self.embed(inputs), h0)
-        logits = self.out(out)
-        nll = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
         mask = torch.arange(width + 1, device=ids.device)[None] <= lengths[:, None]
+        return self.out(out), target, mask
+
+    def _token_nll(
+        self, code: Tensor, ids: Tensor, lengths: Tensor, generator: torch.Generator | None
+    ) -> Tensor:
+        """Mean NLL per predicted token of each row (words, then the end marker)."""
+        logits, target, mask = self._decode(code, ids, lengths, generator)
+        nll = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
         return (nll * mask).sum(1) / mask.sum(1)
+
+    def token_accuracy(self, x: Tensor) -> Tensor:
+        """Share of each row's tokens (words and end marker) that the decoder, fed the true
+        previous words, predicts right (argmax), shape (n,)."""
+        ids, lengths = self._ids(x)
+        logits, target, mask = self._decode(self._code(ids, lengths, None), ids, lengths, None)
+        hits = (logits.argmax(-1) == target) & mask
+        return hits.sum(1).to(logits.dtype) / mask.sum(1)
 
     def code(self, x: Tensor) -> Tensor:
         """The code of each row, shape (n, code_dim)."""

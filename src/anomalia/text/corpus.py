@@ -24,12 +24,13 @@ __all__ = ["TEXT_SUFFIXES", "build_vocabulary", "encode", "read_texts", "tokeniz
 #: The file kinds :func:`read_texts` reads.
 TEXT_SUFFIXES = (".txt", ".csv", ".jsonl", ".jsonl.gz")
 
-_WORD = re.compile(r"\w+(?:[-'.+]\w+)*|[^\w\s]")
+_WORD = re.compile(r"\w+(?:[-'.+]\w+)*\+*|[^\w\s]")
 
 
 def tokenize(text: str) -> list[str]:
     """Lower-cased words and single punctuation marks, e.g. ``"GNU C library: shared"`` ->
-    ``["gnu", "c", "library", ":", "shared"]``; words keep inner ``-``, ``'``, ``.``, ``+``."""
+    ``["gnu", "c", "library", ":", "shared"]``; words keep inner ``-``, ``'``, ``.``, ``+``
+    and trailing ``+`` (``c++``)."""
     return _WORD.findall(text.lower())
 
 
