@@ -1,6 +1,6 @@
 """A tree as the code: does ``tree-ae`` induce syntax, and what does the tree cost?
 
-    OMP_NUM_THREADS=1 python benchmarks/tree.py [--grammar-train 2000] [--debian-train 3000]
+    OMP_NUM_THREADS=1 python benchmarks/tree.py [--grammar-train 1500] [--debian-train 2500]
 
 Part 1, where the truth is known. Sentences from the project's probabilistic grammar
 (:mod:`anomalia.text.grammar`: right-nesting noun phrases, left-attaching prepositional
@@ -127,9 +127,9 @@ def debian_part(n_train: int, epochs: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grammar-train", type=int, default=2000)
-    parser.add_argument("--grammar-epochs", type=int, default=6)
-    parser.add_argument("--debian-train", type=int, default=3000)
+    parser.add_argument("--grammar-train", type=int, default=1500)
+    parser.add_argument("--grammar-epochs", type=int, default=5)
+    parser.add_argument("--debian-train", type=int, default=2500)
     parser.add_argument("--debian-epochs", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)

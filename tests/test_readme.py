@@ -204,6 +204,14 @@ def digits_table(path: Path) -> None:
     frame.to_csv(path, index=False)
 
 
+def summaries_txt(path: Path) -> None:
+    """Short sentences of the project's grammar under a header line 'summary'."""
+    from anomalia.text import generate
+
+    texts = [s.text for s in generate(60, max_words=8, random_state=0)]
+    path.write_text("summary\n" + "\n".join(texts) + "\n")
+
+
 def cli(*args: str) -> Callable[[Path], None]:
     """A file made by an anomalia command (a model the README uses but made elsewhere)."""
 
@@ -243,6 +251,7 @@ PLACEHOLDERS: dict[str, Callable[[Path], None]] = {
         "fit", "train.csv", "-d", "ae", "-p", "epochs=5", "--label-column", "Class"
     ),
     "rows.codes": cli("compress", "table_ae.anomalia", "test.csv"),
+    "summaries.txt": summaries_txt,
     "styles.anomalia": cli("fit", "train_images.npy", "-d", "disentangle", "-p", "epochs=3"),
 }
 
@@ -268,11 +277,11 @@ DIGITS_ROWS = 120
 
 
 #: Options whose value is a file the command writes (never a placeholder).
-OUTPUT_OPTIONS = {"--out", "-o", "--plots", ">"}
+OUTPUT_OPTIONS = {"--out", "-o", "--plots", "--plot", ">"}
 #: What makes a word a file name.
 FILE_SUFFIXES = {
     ".csv", ".parquet", ".npy", ".npz", ".anomalia", ".codes", ".zip", ".png", ".onnx",
-    ".arrow", ".feather", ".ipc", ".gz", ".key", ".json", ".pem",
+    ".arrow", ".feather", ".ipc", ".gz", ".key", ".json", ".pem", ".txt",
 }  # fmt: skip
 
 

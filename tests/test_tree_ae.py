@@ -113,6 +113,8 @@ def test_plot_trees_draws_one_panel_per_tree():
 def test_read_texts_of_each_kind(tmp_path):
     (tmp_path / "t.txt").write_text("first text\n\nsecond one\n")
     assert read_texts(tmp_path / "t.txt") == ["first text", "second one"]
+    (tmp_path / "h.txt").write_text("summary\nfirst text\n")
+    assert read_texts(tmp_path / "h.txt", "summary") == ["first text"]
     (tmp_path / "t.csv").write_text("id,summary\n1,hello world\n2,bye\n")
     assert read_texts(tmp_path / "t.csv", "summary") == ["hello world", "bye"]
     with gzip.open(tmp_path / "t.jsonl.gz", "wt") as f:
@@ -129,7 +131,7 @@ def test_read_texts_of_each_kind(tmp_path):
         ("t.csv", "a,b\n1,2\n", "summary", "has no column 'summary'"),
         ("t.csv", "a,b\n1,2\n", None, "--text-column"),
         ("t.csv", 'summary\nx\n\n""\n', "summary", "row 2 of column 'summary' holds no text"),
-        ("t.txt", "x\n", "summary", "no columns"),
+        ("t.txt", "x\n", "summary", "its first line is 'x', not 'summary'"),
         ("t.txt", "\n\n", None, "holds no text"),
         ("t.parquet", "x", "summary", "texts are read from"),
     ],
@@ -267,6 +269,10 @@ def test_cli_fit_then_parse(tmp_path, texts):
     res = run("parse", model, txt, "--out", tmp_path / "more-trees.txt")
     assert res.exit_code == 0, res.output
     assert (tmp_path / "more-trees.txt").read_text().splitlines()[1] == "(alice slept)"
+    txt.write_text("summary\nalice slept\n")  # a header naming the model's text column
+    res = run("parse", model, txt, "--out", tmp_path / "more-trees.txt")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "more-trees.txt").read_text() == "(alice slept)\n"
 
 
 def test_cli_errors_write_nothing(tmp_path, fitted):

@@ -16,8 +16,8 @@ TextColumn = Annotated[
     str | None,
     typer.Option(
         "--text-column",
-        help="Column (field) holding the text, for .csv and .jsonl(.gz) data; a .txt file "
-        "holds one text per line. Default for parse: the model's.",
+        help="Column (field) holding the text in .csv and .jsonl(.gz) data; in a .txt file "
+        "(one text per line), the header on its first line. Default for parse: the model's.",
     ),
 ]
 
@@ -37,6 +37,16 @@ def fit_texts(
         f"fitted [bold]{name}[/] on {len(texts)} texts; threshold {det.threshold_:.6g}; "
         f"saved to {out}"
     )
+
+
+def _txt_header(path: Path, column: str | None) -> str | None:
+    """The model's text column for a .txt file only when its first line is that header."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = f.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return None  # read_texts says what is wrong
+    return column if column is not None and first == column else None
 
 
 @app.command()
@@ -67,8 +77,8 @@ def parse(
     if not hasattr(det, "trees"):
         raise DataError(f"{model} is a {manifest['detector']} model; parse needs a tree-ae model")
     column = text_column or manifest["metadata"].get("text_column")
-    if Path(data).name.lower().endswith(".txt"):
-        column = text_column  # a .txt file has no columns, whatever the model was fit on
+    if Path(data).name.lower().endswith(".txt") and text_column is None:
+        column = _txt_header(Path(data), column)
     trees = det.trees(read_texts(data, column))
     lines = [bracketed(tree, words) for tree, words in trees]
     atomic_output(out, lambda tmp: tmp.write_text("\n".join(lines) + "\n", encoding="utf-8"))

@@ -209,10 +209,14 @@ class TreeAE(_TextAE):
             + g[..., 2, :] * torch.tanh(self.candidate(both))
         )
 
-    def _code(self, ids: Tensor, lengths: Tensor, generator) -> Tensor:
+    def _inside(self, ids: Tensor, lengths: Tensor) -> tuple[list, list]:
+        """The chart of every span's vector (``chart[k]``: spans of ``k`` words, shape
+        ``(n, width - k + 1, code_dim)``) and the split weights of every span (``splits[k]``:
+        ``(n, k - 1, width - k + 1)``, over the left part's size)."""
         d = self._distances(ids, lengths)
-        n, width = ids.shape
-        chart = [None, torch.tanh(self.leaf(self.embed(ids)))]  # chart[k]: spans of k words
+        width = ids.shape[1]
+        chart: list = [None, torch.tanh(self.leaf(self.embed(ids)))]
+        splits: list = [None, None]
         for k in range(2, width + 1):
             m = width - k + 1  # spans of k words start at 0 .. m-1
             left = torch.stack([chart[a][:, :m] for a in range(1, k)], 1)
@@ -223,8 +227,15 @@ class TreeAE(_TextAE):
             else:
                 w = F.one_hot(scores.argmax(1), k - 1).movedim(-1, 1).to(left.dtype)
             chart.append((w.unsqueeze(-1) * self._compose(left, right)).sum(1))
+            splits.append(w)
+        return chart, splits
+
+    def _root(self, chart: list, lengths: Tensor) -> Tensor:
         firsts = torch.stack([c[:, 0] for c in chart[1:]])  # (width, n, code_dim)
-        return firsts[lengths - 1, torch.arange(n, device=ids.device)]
+        return firsts[lengths - 1, torch.arange(len(lengths), device=lengths.device)]
+
+    def _code(self, ids: Tensor, lengths: Tensor, generator) -> Tensor:
+        return self._root(self._inside(ids, lengths)[0], lengths)
 
     def code(self, x: Tensor) -> Tensor:
         """The root vector of each row's tree, shape (n, code_dim)."""

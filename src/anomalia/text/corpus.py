@@ -1,9 +1,9 @@
 """Texts in: reading one text per row from a file, splitting texts into words, and a
 vocabulary that maps words to ids.
 
-Files: a ``.txt`` file holds one text per line (blank lines skipped); ``.csv``, ``.jsonl``
-and ``.jsonl.gz`` files hold one record per row, the text in the column ``text_column``
-names.
+Files: a ``.txt`` file holds one text per line (blank lines skipped), after a header line
+naming its one column when ``text_column`` is given; ``.csv``, ``.jsonl`` and ``.jsonl.gz``
+files hold one record per row, the text in the column ``text_column`` names.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def read_texts(path: str | os.PathLike[str], text_column: str | None = None) -> 
     path : str or path-like
         A ``.txt``, ``.csv``, ``.jsonl`` or ``.jsonl.gz`` file.
     text_column : str, optional
-        The column (field) holding the text; required for ``.csv`` and JSON lines, not
-        allowed for ``.txt``.
+        The column (field) holding the text; required for ``.csv`` and JSON lines. For
+        ``.txt``: the header the first line must hold (then not a text); None: no header.
 
     Returns
     -------
@@ -90,12 +90,18 @@ def read_texts(path: str | os.PathLike[str], text_column: str | None = None) -> 
     if not p.is_file():
         raise DataError(f"text file not found: {p}")
     if kind == ".txt":
-        if text_column is not None:
-            raise DataError(f"{p}: a .txt file holds one text per line; it has no columns")
         try:
             lines = p.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise DataError(f"cannot read {p}: {exc}") from None
+        if text_column is not None:  # a one-column file with a header line
+            if not lines or lines[0].strip() != text_column:
+                first = lines[0].strip()[:40] if lines else ""
+                raise DataError(
+                    f"{p}: with a text column, a .txt file starts with its name as a header "
+                    f"line; its first line is {first!r}, not {text_column!r}"
+                )
+            lines = lines[1:]
         texts = [line for line in lines if line.strip()]
     else:
         if text_column is None:
