@@ -28,7 +28,12 @@ from anomalia.models.mlp import check_positive_int
 
 __all__ = ["EOS", "NO_GAP", "PAD", "UNK", "FlatTextAE", "TreeAE"]
 
-PAD, UNK, EOS = 0, 1, 2
+#: Token id of padding (after the end of a row).
+PAD = 0
+#: Token id of a word outside the vocabulary (and of the decoder's hidden input words).
+UNK = 1
+#: Token id of the end of a sentence (also the decoder's first input).
+EOS = 2
 #: The distance of the gaps past a row's end (finite, so a softmax over them stays exact).
 NO_GAP = -1e9
 

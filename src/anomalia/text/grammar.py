@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .trees import Tree
+
 __all__ = ["GRAMMAR", "LEXICON", "Sentence", "generate"]
 
 #: Nonterminal -> ((right-hand side, probability), ...). Every rule is unary or binary, so the
@@ -51,8 +53,6 @@ LEXICON: dict[str, tuple[str, ...]] = {
     "Rel": ("who", "which"),
     "Comp": ("that",),
 }  # fmt: skip
-
-Tree = int | tuple["Tree", "Tree"]
 
 
 @dataclass(frozen=True)

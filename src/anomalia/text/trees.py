@@ -36,6 +36,7 @@ __all__ = [
     "tree_from_distances",
 ]
 
+#: A binary tree over word positions: a leaf's index, or a pair (left, right) of trees.
 Tree = int | tuple["Tree", "Tree"]
 
 
