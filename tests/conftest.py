@@ -52,6 +52,7 @@ FAST_PARAMS: dict[str, dict] = {
         "score_method": "mahalanobis",
     },
     "pyod": {"model": "ECOD"},  # the optional 'bench' extra: tests skip it when absent
+    "tree-ae": {"embed_dim": 8, "hidden": 16, "code_dim": 16, "epochs": 2, "random_state": 0},
 }
 
 #: Whether PyOD (the optional ``bench`` extra) is installed.
@@ -60,6 +61,8 @@ HAS_PYOD = importlib.util.find_spec("pyod") is not None
 #: Detectors that need class labels in fit (tested in their own files, not by the
 #: unsupervised contract tests of test_common.py).
 SUPERVISED = {"confidence"}
+#: Detectors that take texts, not tables (tested in their own files: tests/test_tree_ae.py).
+TEXT = {"tree-ae"}
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import anomalia
 from anomalia import make_detector
 
-from .conftest import FAST_PARAMS, HAS_PYOD, SUPERVISED
+from .conftest import FAST_PARAMS, HAS_PYOD, SUPERVISED, TEXT
 
-#: Detectors trained without labels: the contract tests below call fit(X) (PyOD's when
-#: the optional package is installed, as `make test` does).
-NAMES = [n for n in FAST_PARAMS if n not in SUPERVISED and (n != "pyod" or HAS_PYOD)]
+#: Detectors of tables trained without labels: the contract tests below call fit(X) (PyOD's
+#: when the optional package is installed, as `make test` does).
+NAMES = [n for n in FAST_PARAMS if n not in SUPERVISED | TEXT and (n != "pyod" or HAS_PYOD)]
 
 
 def _make(name: str, **extra):
