@@ -24,6 +24,7 @@ from . import (
     outliers,
     represent,
     serve,
+    speech,
     tree,
     workflow,
 )
@@ -46,6 +47,7 @@ _MODULES = (
     represent,
     generate,
     disentangle,
+    speech,
     tree,
     outliers,
     export,
