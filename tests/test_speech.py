@@ -63,6 +63,9 @@ def test_segments_cut_pad_and_join_back():
     np.testing.assert_array_equal(segs[1], mel[:, 32:64])
     np.testing.assert_array_equal(speech.join_segments(segs, 70), mel)
     np.testing.assert_array_equal(speech.join_segments(segs[:, None], 70), mel)  # (n, 1, H, W)
+    bands = speech.mel_segments(mel, 32, layout="bands")
+    assert bands.shape == (3, 5, 1, 32)
+    np.testing.assert_array_equal(speech.join_segments(bands, 70), mel)
     with pytest.raises(DataError, match="n_mels, frames"):
         speech.mel_segments(np.zeros(10))
 
@@ -173,7 +176,7 @@ def vc_model(tmp_path_factory):
     assert res.exit_code == 0, res.output
     assert "spoke 4 utterances" in res.output
     segments = np.load(folder / "data" / "segments.npy")
-    assert segments.shape[1:] == (speech.N_MELS, 32) and len(segments) >= 4
+    assert segments.shape[1:] == (speech.N_MELS, 1, 32) and len(segments) >= 4  # bands
     model = folder / "vc.anomalia"
     params = ["-p", "channels=4,8", "-p", "epochs=2", "-p", "validation_fraction=0"]
     res = run("fit", folder / "data" / "segments.npy", "-d", "disentangle", *params, "-o", model)
@@ -206,6 +209,23 @@ def test_convert_function_keeps_the_source_length(vc_model):
     assert speech.convert(det, src, tgt).shape == src.shape
     with pytest.raises(DataError, match="mel bands"):
         speech.convert(det, src[:40], tgt)
+    # a model of the other layout, 2-D spectrogram images
+    segs = speech.mel_segments(src, 32)
+    image_det = anomalia.make_detector("disentangle", channels=(4,), epochs=1, random_state=0)
+    image_det.fit(np.concatenate([segs] * 4))
+    assert speech.convert(image_det, src, tgt).shape == src.shape
+    with pytest.raises(DataError, match="not trained on spectrogram segments"):
+        speech.convert(
+            anomalia.make_detector("disentangle", epochs=1).fit(np.ones((8, 2, 3, 4))), src, tgt
+        )
+
+
+def test_speak_bad_options_exit_2(tmp_path):
+    res = run("speak", tmp_path / "out", "--layout", "round")
+    assert res.exit_code == 2 and "--layout must be" in res.output
+    res = run("speak", tmp_path / "out", "-v", "en;ls")
+    assert res.exit_code == 2 and "voice must be" in res.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_convert_bad_inputs_exit_2_and_write_nothing(vc_model, tmp_path):

@@ -286,24 +286,50 @@ def mel_to_audio(mel_db: ArrayLike, *, n_iter: int = 32) -> NDArray[np.float64]:
     return y * (0.9 / peak) if peak > 0 else y
 
 
-def mel_segments(mel_db: ArrayLike, frames: int = 32) -> NDArray[np.float64]:
-    """Cut a spectrogram ``(n_mels, T)`` into ``ceil(T / frames)`` segments
-    ``(n, n_mels, frames)``, side by side; the last one padded with silence (-80 dB)."""
+def mel_segments(
+    mel_db: ArrayLike, frames: int = 32, *, layout: str = "image"
+) -> NDArray[np.float64]:
+    """Cut a spectrogram ``(n_mels, T)`` into ``ceil(T / frames)`` segments, side by side;
+    the last one padded with silence (-80 dB).
+
+    Parameters
+    ----------
+    mel_db : array-like of shape (n_mels, T)
+        Log-mel spectrogram in dB.
+    frames : int, default=32
+        Frames per segment.
+    layout : {"image", "bands"}, default="image"
+        ``"image"``: segments ``(n, n_mels, frames)``, grey images whose rows are mel bands
+        (2-D convolutions then slide over frequency too). ``"bands"``: ``(n, n_mels, 1,
+        frames)``, the mel bands as channels of a 1-pixel-high strip, so convolutions run
+        over time only and instance normalisation removes each channel's mean over time --
+        the spectral envelope, i.e. much of the voice -- as in AdaIN-VC's 1-D convolutions.
+
+    Returns
+    -------
+    ndarray
+        ``(n, n_mels, frames)`` or ``(n, n_mels, 1, frames)``.
+    """
     mel = np.asarray(mel_db, dtype=np.float64)
     if mel.ndim != 2 or mel.shape[1] == 0:
         raise DataError(f"a spectrogram has shape (n_mels, frames > 0); got {mel.shape}")
+    if layout not in ("image", "bands"):
+        raise DataError(f"layout must be 'image' or 'bands', got {layout!r}")
     n = -(-mel.shape[1] // frames)
     padded = np.full((mel.shape[0], n * frames), _FLOOR_DB)
     padded[:, : mel.shape[1]] = mel
-    return padded.reshape(mel.shape[0], n, frames).transpose(1, 0, 2).copy()
+    segs = padded.reshape(mel.shape[0], n, frames).transpose(1, 0, 2).copy()
+    return segs[:, :, None, :] if layout == "bands" else segs
 
 
 def join_segments(segments: ArrayLike, n_frames: int | None = None) -> NDArray[np.float64]:
-    """Inverse of :func:`mel_segments`: segments ``(n, n_mels, frames)`` side by side,
-    cut to ``n_frames`` frames (default: all)."""
+    """Inverse of :func:`mel_segments` (either layout): segments side by side, cut to
+    ``n_frames`` frames (default: all); shape ``(n_mels, frames)``."""
     s = np.asarray(segments, dtype=np.float64)
-    if s.ndim == 4 and s.shape[1] == 1:  # (n, 1, H, W) images
+    if s.ndim == 4 and s.shape[1] == 1:  # (n, 1, n_mels, frames) images
         s = s[:, 0]
+    elif s.ndim == 4 and s.shape[2] == 1:  # (n, n_mels, 1, frames) strips
+        s = s[:, :, 0]
     if s.ndim != 3:
         raise DataError(f"segments have shape (n, n_mels, frames); got {s.shape}")
     mel = s.transpose(1, 0, 2).reshape(s.shape[1], -1)
@@ -439,7 +465,7 @@ def convert(
     det: DisentangleDetector, source_mel: ArrayLike, target_mel: ArrayLike
 ) -> NDArray[np.float64]:
     """Say the source utterance in the target's voice, with a ``disentangle`` model trained
-    on log-mel segments (images ``(N_MELS, frames)``).
+    on log-mel segments (:func:`mel_segments`, either layout).
 
     The source is cut into segments (:func:`mel_segments`); each keeps its content code and
     takes the target's style: the mean of the style vectors of the target's segments (its
@@ -449,8 +475,8 @@ def convert(
     Parameters
     ----------
     det : DisentangleDetector
-        Fitted on segments of shape ``(N_MELS, frames)`` (``image_shape_ == (1, N_MELS,
-        frames)``).
+        Fitted on segments of either layout: ``image_shape_`` ``(1, n_mels, frames)`` or
+        ``(n_mels, 1, frames)``.
     source_mel, target_mel : array-like of shape (N_MELS, frames)
         Log-mel spectrograms in dB (:func:`log_mel`), of any length.
 
@@ -460,18 +486,22 @@ def convert(
         The converted spectrogram in dB.
     """
     shape = getattr(det, "image_shape_", None)
-    if shape is None or len(shape) != 3 or shape[0] != 1:
-        raise DataError("the model was not trained on spectrogram segments (1-channel images)")
-    n_mels, frames = shape[1], shape[2]
+    if shape is None or len(shape) != 3 or 1 not in shape[:2]:
+        raise DataError(
+            "the model was not trained on spectrogram segments: (n, n_mels, frames) or "
+            "(n, n_mels, 1, frames) arrays"
+        )
+    layout = "image" if shape[0] == 1 else "bands"
+    n_mels, frames = shape[1] if layout == "image" else shape[0], shape[2]
     src, tgt = np.asarray(source_mel, float), np.asarray(target_mel, float)
     for name, mel in (("source", src), ("target", tgt)):
         if mel.ndim != 2 or mel.shape[0] != n_mels:
             raise DataError(
                 f"the {name} spectrogram has shape {mel.shape}; the model takes {n_mels} mel bands"
             )
-    segs = mel_segments(src, frames)
+    segs = mel_segments(src, frames, layout=layout)
     full = tgt[:, : max(frames, tgt.shape[1] // frames * frames)]
-    style = det.style(mel_segments(full, frames)).mean(axis=0)
+    style = det.style(mel_segments(full, frames, layout=layout)).mean(axis=0)
     content = det.content(segs).reshape(len(segs), -1)
     codes = np.hstack([content, np.tile(style, (len(segs), 1))])
     return join_segments(det.inverse_transform(codes), src.shape[1])

@@ -30,9 +30,17 @@ def speak(
     frames: Annotated[
         int, typer.Option("--frames", help="Frames per spectrogram segment (11.6 ms each).")
     ] = 32,
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout",
+            help="Segments as 'bands' (n, 80, 1, FRAMES): mel bands as channels, convolutions "
+            "over time, as AdaIN-VC; or 'image' (n, 80, FRAMES): grey spectrogram images.",
+        ),
+    ] = "bands",
 ) -> None:
     """Speak sentences in voices with espeak-ng: OUT/s<i>-<voice>.wav for each, and
-    OUT/segments.npy, their 80-band log-mel spectrograms (dB) cut into 80 x FRAMES images,
+    OUT/segments.npy, their 80-band log-mel spectrograms (dB) cut into FRAMES-frame segments,
     the training data of 'anomalia fit -d disentangle' for 'anomalia convert'."""
     import numpy as np
 
@@ -42,8 +50,10 @@ def speak(
 
     if frames < 4:
         raise DataError(f"--frames must be at least 4, got {frames}")
+    if layout not in ("bands", "image"):
+        raise DataError(f"--layout must be 'bands' or 'image', got {layout!r}")
     utts = speech.speak(text or speech.SENTENCES, voice or ("en+m1", "en+f2"))
-    segments = np.concatenate([speech.mel_segments(u.mel, frames) for u in utts])
+    segments = np.concatenate([speech.mel_segments(u.mel, frames, layout=layout) for u in utts])
     out.mkdir(parents=True, exist_ok=True)
     for u in utts:
         atomic_output(
@@ -52,7 +62,7 @@ def speak(
     atomic_output(out / "segments.npy", lambda p: np.save(p, segments.astype(np.float32)))
     console.print(
         f"spoke {len(utts)} utterances; wrote their wavs and {len(segments)} segments of "
-        f"{speech.N_MELS} x {frames} to {out / 'segments.npy'}",
+        f"{speech.N_MELS} bands x {frames} frames to {out / 'segments.npy'}",
         highlight=False,
     )
 
