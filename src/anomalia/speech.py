@@ -437,9 +437,9 @@ def speak(
     list of Utterance
         Sentence-major: all voices of sentence 0, then of sentence 1, ...
     """
-    _audio_libs()
     texts = [_check_text(t) for t in sentences]
     names = [_check_voice(v) for v in voices]
+    _audio_libs()
     folder = Path(cache_dir) if cache_dir is not None else Path(tempfile.gettempdir())
     folder = folder / "anomalia-speech" if cache_dir is None else folder
     folder.mkdir(parents=True, exist_ok=True)
