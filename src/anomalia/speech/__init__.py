@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .errors import AnomaliaError, DataError
+from ..errors import AnomaliaError, DataError
 
 if TYPE_CHECKING:
-    from .detectors.disentangle import DisentangleDetector
+    from ..detectors.disentangle import DisentangleDetector
 
 __all__ = [
     "HOP_LENGTH",
