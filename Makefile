@@ -13,7 +13,7 @@ $(PY):
 # torch first, pinned: pip finds the local CPU wheel for exactly this version.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,serve,export,dask,spark,bench,faces,docs,audio]"
+	$(PY) -m pip install --quiet -e ".[dev,serve,export,dask,spark,bench,faces,docs,audio,text]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -51,6 +51,16 @@ FAST_PARAMS: dict[str, dict] = {
         "random_state": 0,
         "score_method": "mahalanobis",
     },
+    "text-ae": {
+        "code_length": 4,
+        "max_length": 12,
+        "min_count": 1,
+        "embedding_dim": 8,
+        "hidden_size": 16,
+        "epochs": 4,
+        "batch_size": 16,
+        "random_state": 0,
+    },
     "pyod": {"model": "ECOD"},  # the optional 'bench' extra: tests skip it when absent
     "tree-ae": {"embed_dim": 8, "hidden": 16, "code_dim": 16, "epochs": 2, "random_state": 0},
 }
@@ -61,8 +71,9 @@ HAS_PYOD = importlib.util.find_spec("pyod") is not None
 #: Detectors that need class labels in fit (tested in their own files, not by the
 #: unsupervised contract tests of test_common.py).
 SUPERVISED = {"confidence"}
-#: Detectors that take texts, not tables (tested in their own files: tests/test_tree_ae.py).
-TEXT = {"tree-ae"}
+#: Detectors that take texts, not tables (tested in their own files, tests/test_tree_ae.py
+#: and tests/test_text_ae.py, not by the table contract tests of test_common.py).
+TEXT = {"tree-ae", "text-ae"}
 
 
 @pytest.fixture

@@ -38,7 +38,9 @@ __all__ = ["FORMATS", "Dataset", "TableSpec", "dataset_from_frame", "read_bytes"
 logger = logging.getLogger(__name__)
 
 #: File name endings :func:`read_table` understands.
-FORMATS: tuple[str, ...] = (".csv", ".csv.gz", ".parquet", ".npy", ".npz")
+FORMATS: tuple[str, ...] = (".csv", ".csv.gz", ".parquet", ".npy", ".npz", ".jsonl", ".jsonl.gz")
+#: The JSON Lines endings (one JSON object per line, a row each).
+JSONL_FORMATS: tuple[str, ...] = (".jsonl", ".jsonl.gz")
 
 CATEGORICAL_MODES: tuple[str, ...] = ("error", "onehot")
 
@@ -95,6 +97,10 @@ class TableSpec:
     feature_names : list of str, optional
         The final numeric column names, set when reading training data. When set, data
         read with this spec must have exactly these columns, in this order.
+    text_column : str, optional
+        Read texts, not numbers: ``Dataset.X`` is then this one column of strings (for text
+        detectors such as ``text-ae``) and the other columns are ignored, except the label
+        and id columns. Every row must hold a non-empty text.
     """
 
     label_column: str | None = None
@@ -105,6 +111,7 @@ class TableSpec:
     categorical: str = "error"
     categories: dict[str, list[str]] | None = None
     feature_names: list[str] | None = None
+    text_column: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.ignore_columns, str):
@@ -148,6 +155,7 @@ class TableSpec:
                 else {k: list(v) for k, v in self.categories.items()}
             ),
             "feature_names": None if self.feature_names is None else list(self.feature_names),
+            "text_column": self.text_column,
         }
 
     @classmethod
@@ -276,6 +284,18 @@ def _read_csv(data: Path | bytes, spec: TableSpec, source: str | None = None) ->
         raise DataError(f"{source}: cannot read it as CSV: {_first_line(exc)}") from None
 
 
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """A JSON Lines file (``.jsonl``, or gzip-compressed ``.jsonl.gz``): one object a row,
+    values kept as written (no guessing of dates or numbers in strings)."""
+    try:
+        frame = pd.read_json(path, lines=True, dtype=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read it as JSON Lines: {_first_line(exc)}") from None
+    if frame.shape[1] == 0 and len(frame) == 0:
+        raise DataError(f"{path}: the file is empty (no rows)")
+    return frame
+
+
 def _read_parquet(data: Path | bytes, source: str | None = None) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -393,7 +413,8 @@ def read_table(
         The file. Its ending picks the format: ``.csv`` or ``.csv.gz`` (header line
         required), ``.parquet``, ``.npy`` (a 2-D numeric array; columns are named
         ``x0 .. x{d-1}``) or ``.npz`` (ADBench format: arrays ``X`` and optional ``y``
-        with ``y == 1`` anomaly; ``label_column`` does not apply). A ``.npy`` or ``.npz``
+        with ``y == 1`` anomaly; ``label_column`` does not apply), ``.jsonl`` or
+        ``.jsonl.gz`` (JSON Lines: one object per row, its keys the columns). A ``.npy`` or ``.npz``
         array of 3 or 4 dimensions is an image stack (n, H, W) or (n, C, H, W).
     spec : TableSpec, optional
         How to read the table. Pass ``Dataset.spec`` of the training data to read new data
@@ -452,6 +473,8 @@ def read_table(
         frame = _frame_from_array(arr)
     elif fmt == ".parquet":
         frame = _read_parquet(path)
+    elif fmt in JSONL_FORMATS:
+        frame = _read_jsonl(path)
     else:
         frame = _read_csv(path, spec)
     return _to_dataset(frame, spec, y=y, name=name, source=str(path))
@@ -543,6 +566,8 @@ def _to_dataset(
         y, labels = _labels(frame[spec.label_column], spec, source)
     ids = frame[spec.id_column].copy() if spec.id_column is not None else None
 
+    if spec.text_column is not None:
+        return _text_dataset(frame, spec, y=y, labels=labels, ids=ids, name=name, source=source)
     dropped = {spec.label_column, spec.id_column, *spec.ignore_columns}
     feat_cols = [c for c in columns if c not in dropped]
     if not feat_cols:
@@ -556,6 +581,52 @@ def _to_dataset(
     if spec.feature_names is not None:
         _check_columns(list(X.columns), spec.feature_names, source)
     return Dataset(X=X, y=y, ids=ids, labels=labels, name=name, spec=fitted)
+
+
+def _text_dataset(
+    frame: pd.DataFrame,
+    spec: TableSpec,
+    *,
+    y: NDArray[np.int64] | None,
+    labels: np.ndarray | None,
+    ids: pd.Series | None,
+    name: str,
+    source: str,
+) -> Dataset:
+    """The :class:`Dataset` of ``spec.text_column``: X is that one column of strings."""
+    col = str(spec.text_column)
+    if col not in frame.columns:
+        raise DataError(
+            f"{source}: text column {col!r} not found; available columns: "
+            f"{_fmt(list(frame.columns), 20)}"
+        )
+    if col in (spec.label_column, spec.id_column):
+        raise DataError(f"{source}: column {col!r} cannot be both the text and a label or id")
+    values = frame[col]
+    missing = np.flatnonzero(values.isna().to_numpy())
+    if missing.size:
+        raise DataError(
+            f"{source}: text column {col!r} has {missing.size} missing values "
+            f"(first: row {int(missing[0]) + 1})"
+        )
+    is_text = values.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    if not is_text.all():
+        i = int(np.flatnonzero(~is_text)[0])
+        value = values.iloc[i]
+        raise DataError(
+            f"{source}: column {col!r} is not text: row {i + 1} holds {value!s:.40} "
+            f"({type(value).__name__}; {int((~is_text).sum())} such rows)"
+        )
+    empty = np.flatnonzero((values.str.strip() == "").to_numpy())
+    if empty.size:
+        raise DataError(
+            f"{source}: text column {col!r} has {empty.size} empty texts "
+            f"(first: row {int(empty[0]) + 1})"
+        )
+    X = frame[[col]].astype(object)
+    return Dataset(
+        X=X, y=y, ids=ids, labels=labels, name=name, spec=replace(spec, feature_names=[col])
+    )
 
 
 def _raw_columns(feature_names: list[str], categories: dict[str, list[str]] | None) -> list[str]:
@@ -776,7 +847,7 @@ def read_column(path: str | os.PathLike[str], column: str) -> np.ndarray:
     Parameters
     ----------
     path : str or path-like
-        A ``.csv``, ``.csv.gz`` or ``.parquet`` file.
+        A ``.csv``, ``.csv.gz``, ``.parquet``, ``.jsonl`` or ``.jsonl.gz`` file.
     column : str
         The column's name.
 
@@ -787,13 +858,21 @@ def read_column(path: str | os.PathLike[str], column: str) -> np.ndarray:
     """
     path = Path(path)
     fmt = _format_of(path)
-    if fmt not in (".csv", ".csv.gz", ".parquet"):
-        raise DataError(f"{path}: a column by name needs a CSV or Parquet file, not {fmt}")
+    if fmt not in (".csv", ".csv.gz", ".parquet", *JSONL_FORMATS):
+        raise DataError(
+            f"{path}: a column by name needs a CSV, Parquet or JSON Lines file, not {fmt}"
+        )
     try:
-        if fmt == ".parquet":
+        if fmt in JSONL_FORMATS:
+            frame = _read_jsonl(path)
+            if column not in frame.columns:
+                raise KeyError(f"available columns: {_fmt(list(frame.columns), 20)}")
+        elif fmt == ".parquet":
             frame = pd.read_parquet(path, columns=[column])
         else:
             frame = pd.read_csv(path, usecols=[column], low_memory=False)
+    except DataError:
+        raise
     except (ValueError, KeyError, OSError) as exc:  # pyarrow errors are ValueErrors
         raise DataError(f"{path}: column {column!r} not found ({_first_line(exc)})") from None
     values = frame[column]

@@ -98,6 +98,13 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
         "reconstruction error. Swaps the style of one image onto the content of another.",
         {},
     ),
+    "text-ae": (
+        "anomalia.detectors.text:TextAEDetector",
+        "texts: seq2seq auto-encoder whose code is a short word sequence (Wang & Lee 2018; "
+        "with summaries, a critic makes it read like one); score = reconstruction loss. "
+        "Fit on a text column (--text-column); 'anomalia summarize' writes the codes.",
+        {},
+    ),
     "confidence": (
         "anomalia.detectors.confidence:ConfidenceDetector",
         "classifier confidence for open-set recognition: fit(X, y) on labelled normal data; "

@@ -50,7 +50,9 @@ STATE = {"debug": False}
 # -- the data options every data-reading command takes, the same way ----------------------
 DataArg = Annotated[
     str,
-    typer.Argument(help="Data file (.csv, .parquet, .npy, .npz) or a built-in dataset name."),
+    typer.Argument(
+        help="Data file (.csv, .parquet, .npy, .npz, .jsonl) or a built-in dataset name."
+    ),
 ]
 LabelColumn = Annotated[
     str | None, typer.Option("--label-column", help="Column holding the labels.")
@@ -74,6 +76,14 @@ IgnoreColumn = Annotated[
     list[str] | None,
     typer.Option("--ignore-column", help="Column to leave out (repeat for several)."),
 ]
+TextColumn = Annotated[
+    str | None,
+    typer.Option(
+        "--text-column",
+        help="Read this column's texts (for text detectors, e.g. text-ae), not numbers; "
+        "other columns are ignored.",
+    ),
+]
 #: The column options of every command that reads a table with a saved or given layout:
 #: option parameter -> :class:`anomalia.io.TableSpec` field.
 DATA_OPTIONS: dict[str, tuple[str, Any]] = {
@@ -82,12 +92,14 @@ DATA_OPTIONS: dict[str, tuple[str, Any]] = {
     "normal_value": ("normal_value", NormalValue),
     "id_column": ("id_column", IdColumn),
     "ignore_column": ("ignore_columns", IgnoreColumn),
+    "text_column": ("text_column", TextColumn),
 }
 
 
 def data_options(func: F) -> F:
     """Give a command the column options (``--label-column``, ``--anomaly-value``,
-    ``--normal-value``, ``--id-column``, ``--ignore-column``), declared once here; the
+    ``--normal-value``, ``--id-column``, ``--ignore-column``, ``--text-column``), declared
+    once here; the
     command receives them as one ``columns`` dict keyed by :class:`~anomalia.io.TableSpec`
     field, ready for :func:`spec_from_options` or :func:`saved_spec`."""
     signature = inspect.signature(func, eval_str=True)

@@ -25,6 +25,7 @@ from . import (
     represent,
     serve,
     speech,
+    text,
     tree,
     workflow,
 )
@@ -48,6 +49,7 @@ _MODULES = (
     generate,
     disentangle,
     speech,
+    text,
     tree,
     outliers,
     export,

@@ -32,7 +32,7 @@ from ._common import (
     saved_spec,
     spec_from_options,
 )
-from .tree import TextColumn, fit_texts
+from .tree import fit_texts
 
 app = Commands()
 Strategy = Annotated[
@@ -261,6 +261,18 @@ def _contamination(text: str) -> float | str:
         ) from None
 
 
+def _summaries(data: str, column: str, det: Any, detector: str) -> Any:
+    """The ``--summary-column`` of DATA, one summary per row, for a detector that takes them."""
+    import inspect
+
+    from ..errors import AnomaliaError
+    from ..io import read_column
+
+    if "summaries" not in inspect.signature(det.fit).parameters:
+        raise AnomaliaError(f"--summary-column: detector {detector!r} takes no summaries")
+    return read_column(data, column)
+
+
 @app.command()
 @handle_errors
 @data_options
@@ -305,6 +317,15 @@ def fit(
     columns: dict[str, Any],
     categorical: Categorical = None,
     sign_key_file: SignKeyFile = None,
+    summary_column: Annotated[
+        str | None,
+        typer.Option(
+            "--summary-column",
+            help="text-ae: human-written summaries in this column teach its critic what a "
+            "summary reads like; each step's critic sees those of other rows than the "
+            "texts it encodes.",
+        ),
+    ] = None,
     sample_rows: Annotated[
         int | None,
         typer.Option(
@@ -314,7 +335,6 @@ def fit(
             "auto-encoders instead train on every row, streamed from the file in epochs.",
         ),
     ] = None,
-    text_column: TextColumn = None,
 ) -> None:
     """Train a detector on DATA (only the normal rows when labels are given)."""
     from ..persistence import read_key
@@ -336,8 +356,8 @@ def fit(
         det.set_params(random_state=seed)
     if "verbose" in det.get_params() and "verbose" not in params:
         det.set_params(verbose=True)
-    if text_column is not None or detector == "tree-ae":  # texts, not a table
-        fit_texts(det, detector, data, text_column, out, key)
+    if detector == "tree-ae":  # texts, one sentence each (.txt, .csv, .jsonl)
+        fit_texts(det, detector, data, columns.get("text_column"), out, key)
         return
     spec = spec_from_options(data, **columns, categorical=categorical)
     if class_column is not None:
@@ -357,13 +377,17 @@ def fit(
         if outliers is not None:
             extra["X_outliers"] = read_data(str(outliers), ds.spec).X
         det.fit(X, classes, **extra)
+    elif summary_column is not None:
+        summaries = _summaries(data, summary_column, det, detector)[keep]
+        det.fit(X, summaries=summaries, summaries_of_X=True)
     else:
         det.fit(X)
     metadata = {"table": ds.spec.to_dict(), "train_rows": len(X), "detector": detector}
     det.save(out, metadata=metadata, key=key)
     shape = " x ".join(str(s) for s in X.shape[1:])
+    each = "a text each" if ds.spec.text_column else f"{shape} values each"
     console.print(
-        f"fitted [bold]{detector}[/] on {len(X)} rows ({shape} values each); "
+        f"fitted [bold]{detector}[/] on {len(X)} rows ({each}); "
         f"threshold {det.threshold_:.6g}{_estimated(det)}; saved to {out}"
     )
     if getattr(det, "code_usage_", None) is not None:  # vqvae: how the codebook is used

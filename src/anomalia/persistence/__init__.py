@@ -315,6 +315,8 @@ def _probe(detector: Any) -> None:
         raise ModelFileError(f"the model claims {n} features per row")
     shape = getattr(detector, "image_shape_", None)
     X = np.zeros((1, *shape) if shape else (1, n))
+    if hasattr(detector, "_probe_input"):  # detectors of other inputs (texts) give their own
+        X = detector._probe_input()
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         score = detector.anomaly_score(X)
