@@ -212,6 +212,21 @@ def summaries_txt(path: Path) -> None:
     path.write_text("summary\n" + "\n".join(texts) + "\n")
 
 
+def package_descriptions(path: Path) -> None:
+    """60 made-up Debian-like packages as JSON Lines: package, section, summary, description."""
+    import gzip
+    import json
+
+    rng = np.random.default_rng(0)
+    words = ("python", "library", "json", "parser", "game", "sound", "tool", "image", "data")
+    with gzip.open(path, "wt") as fh:
+        for i in range(60):
+            text = " ".join(rng.choice(words, size=12))
+            row = {"package": f"pkg{i}", "section": ["python", "games"][i % 2],
+                   "summary": " ".join(text.split()[:4]), "description": text}  # fmt: skip
+            fh.write(json.dumps(row) + "\n")
+
+
 def cli(*args: str) -> Callable[[Path], None]:
     """A file made by an anomalia command (a model the README uses but made elsewhere)."""
 
@@ -247,6 +262,7 @@ PLACEHOLDERS: dict[str, Callable[[Path], None]] = {
     "images.npy": image_stack(300, 20),
     "content.npy": image_stack(400, 8),
     "style.npy": image_stack(500, 8),
+    "descriptions.jsonl.gz": package_descriptions,
     "table_ae.anomalia": cli(
         "fit", "train.csv", "-d", "ae", "-p", "epochs=5", "--label-column", "Class"
     ),

@@ -1,4 +1,5 @@
-"""Pure torch auto-encoders: dense, variational, vector-quantised, convolutional, disentangling.
+"""Pure torch auto-encoders: dense, variational, vector-quantised, convolutional, disentangling,
+and over texts (:mod:`anomalia.models.text`, whose code is a word sequence).
 
 Every model shares one contract, used by :func:`anomalia.training.train` and the detectors:
 
@@ -7,7 +8,9 @@ Every model shares one contract, used by :func:`anomalia.training.train` and the
 - ``score(x) -> Tensor`` of shape ``(n,)``, higher is more anomalous;
 - ``feature_errors(x)`` of the shape of ``x``; ``forward(x)`` returns the reconstruction.
 
-Return types never depend on train/eval mode. This package imports neither numpy nor
+:class:`TextAE` reads token ids and rebuilds tokens: its ``forward`` returns the code and
+each text's loss, and it has no ``feature_errors``. Return types never depend on train/eval
+mode. This package imports neither numpy nor
 scikit-learn.
 """
 
@@ -15,6 +18,7 @@ from anomalia.models.autoencoder import AutoEncoder, DenseAE
 from anomalia.models.conv import ConvAE, ConvDecoder, ConvEncoder, ConvVAE, ConvVQVAE
 from anomalia.models.disentangle import DisentangleAE
 from anomalia.models.mlp import ACTIVATIONS, mlp
+from anomalia.models.text import TextAE, TokenCritic
 from anomalia.models.vae import DenseVAE, VariationalAutoEncoder
 from anomalia.models.vq import DenseVQVAE, VectorQuantizer, VQAutoEncoder
 
@@ -30,6 +34,8 @@ __all__ = [
     "DenseVAE",
     "DenseVQVAE",
     "DisentangleAE",
+    "TextAE",
+    "TokenCritic",
     "VQAutoEncoder",
     "VariationalAutoEncoder",
     "VectorQuantizer",
