@@ -237,3 +237,11 @@ def test_read_table_reads_json_lines(tmp_path):
     ds = read_table(text, text_column="s", label_column="y")
     assert ds.X["s"].tolist() == ["some words", "more words"] and ds.y.tolist() == [0, 1]
     assert ds.spec.feature_names == ["s"] and ds.spec.to_dict()["text_column"] == "s"
+
+
+def test_fit_predict_and_threshold():
+    texts = _texts(TOPIC_A, 30, 4)
+    det = make_detector("text-ae", **FAST_PARAMS["text-ae"], contamination=0.1)
+    labels = det.fit_predict(texts)
+    assert set(labels) <= {-1, 1} and (labels == -1).sum() == 3
+    assert det.predict(_texts(TOPIC_B, 4, 5)).shape == (4,)

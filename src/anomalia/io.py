@@ -19,6 +19,7 @@ import io
 import logging
 import os
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -289,7 +290,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     values kept as written (no guessing of dates or numbers in strings)."""
     try:
         frame = pd.read_json(path, lines=True, dtype=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zlib.error) as exc:  # zlib: a corrupt .gz
         raise DataError(f"{path}: cannot read it as JSON Lines: {_first_line(exc)}") from None
     if frame.shape[1] == 0 and len(frame) == 0:
         raise DataError(f"{path}: the file is empty (no rows)")

@@ -352,8 +352,9 @@ class TextAEDetector(BaseDetector):
         ids = self._ids(tokens, self.max_length + 1, PAD)
         lengths = (ids != PAD).sum(1)
         real = None
-        if self._summaries is not None and self.adversarial_weight > 0:
-            summary_tokens = [tokenize(s) for s in self._summaries]
+        given = getattr(self, "_summaries", None)  # fit_predict(X) passes none
+        if given is not None and self.adversarial_weight > 0:
+            summary_tokens = [tokenize(s) for s in given]
             real = self._ids(summary_tokens, self.code_length + 1, EOS)[:, : self.code_length]
         seed = seed_from(self.random_state)
         with torch.random.fork_rng(devices=[]):
@@ -437,7 +438,7 @@ class TextAEDetector(BaseDetector):
     ) -> torch.Tensor:
         """Rows of the summaries for the critic's batch: at random, and when they are the
         texts' own summaries, from the rows outside this step's batch."""
-        if not self._summaries_of_X:
+        if not getattr(self, "_summaries_of_X", False):
             return torch.randint(0, m, (size,), generator=gen)
         n = len(perm)
         if n == size:  # one batch holds every text: no other rows to draw from
