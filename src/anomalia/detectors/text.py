@@ -10,7 +10,7 @@ reconstruction loss: the mean token negative log-likelihood of a text given its 
 Tokenisation and the vocabulary live here, in one place: lower-cased words (letters and
 digits, with inner ``.``, ``+``, ``'`` or ``-``: ``python3.11``, ``c++``, ``x86-64``),
 punctuation dropped; the vocabulary is built at fit time and stored in the model file as
-JSON (:attr:`TextAEDetector.vocabulary_`), checked when the file is loaded.
+JSON (``TextAEDetector.vocabulary_``), checked when the file is loaded.
 """
 
 from __future__ import annotations

@@ -20,9 +20,16 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["BOS", "EOS", "PAD", "SPECIAL_TOKENS", "UNK", "TextAE", "TokenCritic"]
+__all__ = ["BOS", "EOS", "MIN_WORDS", "PAD", "SPECIAL_TOKENS", "UNK", "TextAE", "TokenCritic"]
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
+#: Token id of padding (after a text's end).
+PAD = 0
+#: Token id of a word outside the vocabulary.
+UNK = 1
+#: Token id that starts every decoded sequence.
+BOS = 2
+#: Token id of the end of a text; a code that copies it is over.
+EOS = 3
 #: Fewest words a code holds before it may end (fewer only when the text has fewer).
 MIN_WORDS = 3
 #: The tokens of ids 0-3, first in every vocabulary.
@@ -196,5 +203,6 @@ class TokenCritic(nn.Module):
         self.out = nn.Linear(channels, 1)
 
     def forward(self, dist: torch.Tensor) -> torch.Tensor:
+        """One logit per sequence (B,) of word distributions ``dist`` (B, L, V)."""
         h = torch.relu(self.conv(self.embed(dist).transpose(1, 2)))
         return self.out(h.amax(dim=2)).squeeze(-1)
