@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 
 from anomalia import make_detector
 from anomalia.datasets import data_dir
-from anomalia.summaries import lead_words, rouge_scores
+from anomalia.text.summaries import lead_words, rouge_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -19,7 +19,7 @@ from anomalia.cli.app import app
 from anomalia.detectors.text import build_vocabulary, check_vocabulary, tokenize
 from anomalia.errors import DataError, ModelFileError
 from anomalia.io import read_table
-from anomalia.summaries import lead_words, rouge_scores
+from anomalia.text.summaries import lead_words, rouge_scores
 
 from .conftest import FAST_PARAMS
 

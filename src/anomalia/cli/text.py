@@ -60,7 +60,7 @@ def summarize(
     ids = ds.ids if ds.ids is not None else pd.Series(np.arange(1, len(summaries) + 1), name="row")
     frame = pd.DataFrame({str(ids.name): ids.to_numpy(), "summary": summaries})
     if references is not None:
-        from ..summaries import rouge_scores
+        from ..text.summaries import rouge_scores
 
         frame["reference"] = references
         rouge = rouge_scores(summaries, [str(r) for r in references])

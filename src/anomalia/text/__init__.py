@@ -3,7 +3,8 @@
 - :mod:`anomalia.text.corpus` -- texts from files, words, a vocabulary;
 - :mod:`anomalia.text.trees` -- trees from syntactic distances, brackets, bracketing F1,
   baselines (right-, left-branching, random) and :func:`plot_trees`;
-- :mod:`anomalia.text.grammar` -- a small probabilistic grammar with gold trees.
+- :mod:`anomalia.text.grammar` -- a small probabilistic grammar with gold trees;
+- :mod:`anomalia.text.summaries` -- ROUGE of generated summaries and the lead-k baseline.
 """
 
 from anomalia.text.corpus import build_vocabulary, encode, read_texts, tokenize

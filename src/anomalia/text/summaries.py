@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .errors import AnomaliaError, DataError
+from ..errors import AnomaliaError, DataError
 
 __all__ = ["ROUGE_TYPES", "lead_words", "rouge_scores"]
 
