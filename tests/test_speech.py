@@ -199,6 +199,20 @@ def test_convert_writes_a_wav_in_the_target_voice_shape(vc_model):
     assert 0.5 < np.abs(audio).max() <= 1.0
 
 
+def test_swap_of_two_utterances_is_the_voice_conversion(vc_model):
+    import soundfile
+
+    folder, model = vc_model
+    src, tgt = folder / "data" / "s0-en+m1.wav", folder / "data" / "s1-en+f2.wav"
+    out = folder / "swapped.wav"
+    res = run("swap", model, src, tgt, "-o", out)
+    assert res.exit_code == 0, res.output
+    audio, sr = soundfile.read(out)
+    assert sr == speech.SAMPLE_RATE and abs(len(audio) - len(soundfile.read(src)[0])) <= (
+        speech.HOP_LENGTH
+    )
+
+
 def test_convert_function_keeps_the_source_length(vc_model):
     import anomalia
 

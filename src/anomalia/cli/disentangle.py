@@ -22,7 +22,9 @@ def swap(
     style_data: Annotated[
         str, typer.Argument(help="Images whose style is applied: the columns of the grid.")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Grid image to write (.png).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Grid image to write (.png); .wav for speech.")
+    ],
     n: Annotated[
         int,
         typer.Option(
@@ -31,10 +33,17 @@ def swap(
     ] = 8,
 ) -> None:
     """Draw the content of each CONTENT_DATA image decoded with the style of each STYLE_DATA
-    image (a 'disentangle' model): first row the styles, first column the contents."""
+    image (a 'disentangle' model): first row the styles, first column the contents. For
+    speech, CONTENT_DATA and STYLE_DATA are .wav utterances and --out a .wav: the words of
+    the first said in the voice of the second (what 'anomalia convert' does)."""
     from ..detectors.disentangle import DisentangleDetector, plot_swap_grid
     from ..errors import DataError
     from ..plots import save_figure
+
+    if all(str(p).lower().endswith(".wav") for p in (content_data, style_data, out)):
+        from .speech import convert
+
+        return convert(model, Path(content_data), Path(style_data), out)
 
     if out.suffix.lower() != ".png":
         raise DataError(f"--out must end in .png, got {out.name!r}")
