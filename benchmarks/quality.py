@@ -43,7 +43,8 @@ def run(detectors, jobs):
     for group, X_train, X_test, y_test in jobs:
         for name in detectors:
             start = time.perf_counter()
-            det = anomalia.make_detector(name)
+            spec, params = SPECS.get(name, (name, {}))
+            det = anomalia.make_detector(spec, **params)
             if "random_state" in det.get_params():
                 det.set_params(random_state=0)
             det.fit(X_train)
@@ -79,10 +80,13 @@ def mnist():
         yield f"digit {digit}", *one_vs_rest(images, labels, digit, 0.8, seed=0)
 
 
+#: Labels of configured detectors -> (registered name, parameters).
+SPECS = {"conv-ae+codes": ("conv-ae", {"code_neighbors": 5})}
+
 SUITES = {
     "breast-cancer": (breast_cancer, ["gaussian", "ocsvm", "iforest", "ae", "dae", "vae", "vqvae"]),
     "digits": (digits, ["conv-ae", "vae", "vqvae"]),
-    "mnist": (mnist, ["conv-ae", "vae", "vqvae"]),
+    "mnist": (mnist, ["conv-ae", "vae", "vqvae", "conv-ae+codes"]),
 }
 
 

@@ -73,6 +73,14 @@ def auto_bottleneck(n_features: int) -> int:
 
 #: Fitted attributes holding the optimiser's state (all present or all absent).
 OPTIMIZER_ATTRIBUTES = ("optimizer_steps_", "optimizer_exp_avg_", "optimizer_exp_avg_sq_")
+#: Most training codes ``code_neighbors`` keeps to compare with (a seeded sample beyond that).
+MAX_CODE_ROWS = 10_000
+
+
+def _positive(value: Any) -> float:
+    """A spread to divide by: ``value``, or 1 where it is 0 (all training scores equal)."""
+    value = float(value)
+    return value if value > 0 else 1.0
 
 
 class _AutoEncoderBase(IncrementalMixin, TransformerMixin, TorchDetector):
@@ -528,6 +536,14 @@ class AEDetector(_AutoEncoderBase):
         Network kind; ``"auto"`` uses conv for images, dense for tables.
     image_shape : tuple of int or None, default=None
         (H, W) or (C, H, W) to read flat rows as images (e.g. (8, 8) for digits).
+    code_neighbors : int, default=0
+        ``k > 0``: score in code space too. The score becomes the z-scored reconstruction
+        error plus the z-scored mean Euclidean distance of the row's bottleneck code to its
+        ``k`` nearest training codes (a seeded sample of at most :data:`MAX_CODE_ROWS`
+        training rows is kept; training rows are scored leaving their own code out), both
+        z-scored on the training rows. A row the network reconstructs well but whose code
+        lies where no training code does is then flagged too. ``0``: the reconstruction
+        error alone. Not with ``partial_fit``, a streamed fit or ONNX export.
     contamination : float in (0, 0.5], "auto" or None, default=None
         See :class:`anomalia.base.BaseDetector`.
     random_state : int or None, default=None
@@ -564,6 +580,11 @@ class AEDetector(_AutoEncoderBase):
         The code size used.
     batch_size_ : int
         The batch size used.
+    code_reference_ : ndarray of shape (n_kept, code size), float32
+        Training codes that ``code_neighbors > 0`` compares with (absent otherwise).
+    code_scaling_ : ndarray of shape (4,)
+        Mean and standard deviation of the training rows' reconstruction errors and code
+        distances, which z-score the two terms (``code_neighbors > 0`` only).
     activation_ : str
         The activation used.
     n_features_in_ : int
@@ -604,11 +625,114 @@ class AEDetector(_AutoEncoderBase):
         standardize: bool = True,
         architecture: str = "auto",
         image_shape: tuple[int, ...] | None = None,
+        code_neighbors: int = 0,
         contamination: float | str | None = None,
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:
         _common_init(self, **{k: v for k, v in locals().items() if k != "self"})
+
+    # -- scoring in code space too (code_neighbors > 0) --------------------------------------
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_int("code_neighbors", self.code_neighbors, minimum=0)
+
+    def _fit(self, X: NDArray[np.float64]) -> NDArray[np.float64] | None:
+        super()._fit(X)
+        if not self.code_neighbors:
+            return None
+        rng = np.random.default_rng(self.seed_)
+        keep = np.sort(rng.choice(len(X), min(len(X), MAX_CODE_ROWS), replace=False))
+        codes = self._batched(X, self._encode).reshape(len(X), -1).float()
+        if len(keep) <= self.code_neighbors:
+            raise DataError(
+                f"code_neighbors={self.code_neighbors} needs more training rows than that; "
+                f"got {len(keep)}"
+            )
+        self.code_reference_ = codes[keep].numpy()
+        self.code_scaling_ = np.array([0.0, 1.0, 0.0, 1.0])
+        recon = self._batched(X, self.module_.score).double()
+        near = self._code_distance(codes, skip_self=torch.from_numpy(keep)).double()
+        self.code_scaling_ = np.array(
+            [recon.mean(), _positive(recon.std()), near.mean(), _positive(near.std())]
+        )
+        return self._combined(recon, near).numpy()
+
+    def _code_distance(
+        self, codes: torch.Tensor, skip_self: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean Euclidean distance of each code to its ``code_neighbors`` nearest reference
+        codes; with ``skip_self`` (the reference rows' positions in ``codes``), those rows
+        leave themselves out. Blocked so a block's distances stay near 64 MiB."""
+        ref = torch.from_numpy(self.code_reference_)
+        k, block = self.code_neighbors, max(1, (1 << 24) // max(len(ref), 1))
+        self_pos = torch.full((len(codes),), -1, dtype=torch.long)
+        if skip_self is not None:
+            self_pos[skip_self] = torch.arange(len(skip_self))
+        out = []
+        for i in range(0, len(codes), block):
+            d = torch.cdist(codes[i : i + block].float(), ref)
+            rows = torch.nonzero(self_pos[i : i + block] >= 0).reshape(-1)
+            d[rows, self_pos[i : i + block][rows]] = torch.inf  # its own code
+            out.append(d.topk(k, dim=1, largest=False).values.mean(dim=1))
+        return torch.cat(out)
+
+    def _combined(self, recon: torch.Tensor, near: torch.Tensor) -> torch.Tensor:
+        c = self.code_scaling_
+        return (recon - c[0]) / c[1] + (near - c[2]) / c[3]
+
+    def _model_score(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        recon = self.module_.score(x)
+        if not self.code_neighbors:
+            return recon
+        codes = self._encode(x).reshape(len(x), -1)
+        return self._combined(recon.double(), self._code_distance(codes).double())
+
+    def _partial_fit(self, X: NDArray[np.float64]) -> None:
+        self._refuse_with_codes("partial_fit")
+        super()._partial_fit(X)
+
+    def fit_stream(self, *args: Any, **kwargs: Any) -> Self:
+        self._refuse_with_codes("a streamed fit")
+        return super().fit_stream(*args, **kwargs)
+
+    def _refuse_with_codes(self, what: str) -> None:
+        if self.code_neighbors:
+            raise DataError(
+                f"{what} cannot keep code_neighbors={self.code_neighbors}: the training codes "
+                "it compares with would go stale as the network learns; fit on the rows in "
+                "memory (or a sample of them), or use code_neighbors=0"
+            )
+
+    def _check_restored(self) -> None:
+        super()._check_restored()
+        if not self.code_neighbors:
+            return
+        ref, c = getattr(self, "code_reference_", None), getattr(self, "code_scaling_", None)
+        if (
+            not isinstance(ref, np.ndarray)
+            or ref.dtype != np.float32
+            or ref.ndim != 2
+            or not self.code_neighbors < len(ref) <= MAX_CODE_ROWS
+            or not np.isfinite(ref).all()
+        ):
+            raise ModelFileError(
+                "code_reference_ must be finite float32 training codes, one row per code, "
+                f"more than code_neighbors and at most {MAX_CODE_ROWS} rows (edited file?)"
+            )
+        if (
+            not isinstance(c, np.ndarray)
+            or c.shape != (4,)
+            or not np.isfinite(c).all()
+            or not (c[[1, 3]] > 0).all()
+        ):
+            raise ModelFileError("code_scaling_ must be 4 finite numbers, scales > 0")
+        width = self._batched(np.zeros((1, self.n_features_in_)), self._encode).reshape(1, -1)
+        if width.shape[1] != ref.shape[1]:
+            raise ModelFileError(
+                f"code_reference_ holds codes of {ref.shape[1]} values, the network's are "
+                f"{width.shape[1]} (edited file?)"
+            )
 
     def _build_module(self) -> torch.nn.Module:
         if self.architecture_ == "conv":

@@ -75,6 +75,12 @@ def torch_kind(det: Any) -> str:
         return "vae"
     if isinstance(det, VQVAEDetector):
         return "vqvae"
+    if isinstance(det, AEDetector) and det.code_neighbors:
+        raise AnomaliaError(
+            f"cannot export an ae with code_neighbors={det.code_neighbors}: its score also "
+            "searches the training codes, which the exported graph does not hold; fit it with "
+            "code_neighbors=0 to export it"
+        )
     if isinstance(det, AEDetector | DisentangleDetector):
         return "ae"
     raise AnomaliaError(f"cannot export {type(det).__name__}: not a supported network")
