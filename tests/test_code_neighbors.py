@@ -125,3 +125,13 @@ def test_cli_fit_with_code_neighbors_then_score(tmp_path, data):
     res = runner.invoke(app, ["export", str(model), "--out", str(tmp_path / "m.onnx")])
     assert res.exit_code == 2 and "code_neighbors" in res.output
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_streamed_fit_refuses_before_reading(data):
+    X = data[0]
+    det = make_detector("ae", epochs=1, code_neighbors=5)
+    with pytest.raises(DataError, match="a streamed fit cannot keep code_neighbors"):
+        det.fit_stream(
+            lambda: iter(()), n_rows=len(X), mean=X.mean(0), std=X.std(0), sample=X,
+            buffer_rows=64,
+        )  # fmt: skip

@@ -203,6 +203,9 @@ class _AutoEncoderBase(IncrementalMixin, TransformerMixin, TorchDetector):
     def _fitted_on(self, X: NDArray[np.float64]) -> None:
         """After training: statistics of the training rows ``X`` (or a sample of them)."""
 
+    def _check_streamable(self) -> None:
+        """Refuse, before reading any block, options a streamed fit cannot honour."""
+
     def fit_stream(
         self,
         epoch_blocks: Callable[[], Iterable[ArrayLike]],
@@ -252,6 +255,7 @@ class _AutoEncoderBase(IncrementalMixin, TransformerMixin, TorchDetector):
         self
         """
         self._check_all_params()
+        self._check_streamable()
         Xs = self._validate(sample, reset=True)
         if n_rows < 2:
             raise DataError(f"training needs at least 2 rows, got {n_rows}")
@@ -692,9 +696,8 @@ class AEDetector(_AutoEncoderBase):
         self._refuse_with_codes("partial_fit")
         super()._partial_fit(X)
 
-    def fit_stream(self, *args: Any, **kwargs: Any) -> Self:
+    def _check_streamable(self) -> None:
         self._refuse_with_codes("a streamed fit")
-        return super().fit_stream(*args, **kwargs)
 
     def _refuse_with_codes(self, what: str) -> None:
         if self.code_neighbors:
