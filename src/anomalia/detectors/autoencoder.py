@@ -647,15 +647,14 @@ class AEDetector(_AutoEncoderBase):
             return None
         rng = np.random.default_rng(self.seed_)
         keep = np.sort(rng.choice(len(X), min(len(X), MAX_CODE_ROWS), replace=False))
-        codes = self._batched(X, self._encode).reshape(len(X), -1).float()
         if len(keep) <= self.code_neighbors:
             raise DataError(
                 f"code_neighbors={self.code_neighbors} needs more training rows than that; "
                 f"got {len(keep)}"
             )
+        both = self._batched(X, lambda x: self._score_and_codes(x, flat=True))
+        recon, codes = both[:, 0].double(), both[:, 1:]
         self.code_reference_ = codes[keep].numpy()
-        self.code_scaling_ = np.array([0.0, 1.0, 0.0, 1.0])
-        recon = self._batched(X, self.module_.score).double()
         near = self._code_distance(codes, skip_self=torch.from_numpy(keep)).double()
         self.code_scaling_ = np.array(
             [recon.mean(), _positive(recon.std()), near.mean(), _positive(near.std())]
@@ -681,15 +680,21 @@ class AEDetector(_AutoEncoderBase):
             out.append(d.topk(k, dim=1, largest=False).values.mean(dim=1))
         return torch.cat(out)
 
+    def _score_and_codes(self, x: torch.Tensor, *, flat: bool = False) -> Any:
+        """Reconstruction error and codes of a batch from one encoder pass; ``flat``: as one
+        float32 tensor, the error in column 0 (what :meth:`_batched` concatenates)."""
+        recon, codes = self.module_.score_and_codes(x)
+        codes = codes.reshape(len(x), -1).float()
+        return torch.cat([recon.float()[:, None], codes], dim=1) if flat else (recon, codes)
+
     def _combined(self, recon: torch.Tensor, near: torch.Tensor) -> torch.Tensor:
         c = self.code_scaling_
         return (recon - c[0]) / c[1] + (near - c[2]) / c[3]
 
     def _model_score(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        recon = self.module_.score(x)
         if not self.code_neighbors:
-            return recon
-        codes = self._encode(x).reshape(len(x), -1)
+            return self.module_.score(x)
+        recon, codes = self._score_and_codes(x)
         return self._combined(recon.double(), self._code_distance(codes).double())
 
     def _partial_fit(self, X: NDArray[np.float64]) -> None:

@@ -149,6 +149,11 @@ class AutoEncoder(nn.Module):
         """
         return self.per_sample_error(x)
 
+    def score_and_codes(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Return :meth:`score` of each row and its codes, from one pass of the encoder."""
+        z = self.encode(x)
+        return row_mean(squared_error(self.decode(z), x)), z
+
 
 class DenseAE(AutoEncoder):
     """A fully connected auto-encoder for tabular rows ``(n, n_features)``.
