@@ -193,6 +193,72 @@ def _best_peer(peer_table, protocol: str, datasets: list[str]) -> tuple[str, flo
     return best, float(t.loc[best, have].mean()), have
 
 
+#: Selection procedures compared by :func:`nested`: a candidate family and a criterion.
+FAMILIES = {
+    "all candidates": lambda c: True,
+    "equal weights": lambda c: "*" not in c,
+    "pairs and singles, equal weights": lambda c: "*" not in c and c.count("+") <= 1,
+    "pairs, z-score, equal weights": lambda c: "*" not in c and c.count("+") == 1
+    and c.endswith("[zscore]"),
+    "without ecod": lambda c: "ecod" not in c,
+}
+
+
+def _pick(table, peer_table, family: str, criterion: str, datasets: list[str]) -> str:
+    """The candidate of ``family`` that ``criterion`` prefers on ``datasets``: the best mean
+    over both protocols, or the best worse-of-the-two margin over each protocol's best peer."""
+    t = table.loc[[c for c in table.index if FAMILIES[family](c)]]
+    means = {p: t[p][datasets].mean(axis=1) for p in ("clean", "unsup")}
+    if criterion == "mean of both":
+        value = (means["clean"] + means["unsup"]) / 2
+    else:
+        best = {p: peer_table[p][datasets].mean(axis=1).max() for p in means}
+        value = np.minimum(means["clean"] - best["clean"], means["unsup"] - best["unsup"])
+    return str(value.idxmax())
+
+
+def nested(table, peer_table, folds: list[list[str]]):
+    """Out-of-fold ROC-AUC of every selection procedure (family x criterion), and of the
+    nested choice: on each outer fold the procedure is itself chosen by an inner 3-fold
+    cross-validation over the 24 training datasets, so no held-out number steers it."""
+    import pandas as pd
+
+    procs = [(f, c) for f in FAMILIES for c in ("mean of both", "worse margin")]
+    datasets = sorted(set(table.columns.get_level_values(1)))
+    oof = {proc: {p: {} for p in ("clean", "unsup")} for proc in [*procs, "nested"]}
+    chosen = []
+    for k, test in enumerate(folds):
+        train = [d for d in datasets if d not in test]
+        order = np.random.default_rng(k + 1).permutation(train)
+        inner = [sorted(order[i::3]) for i in range(3)]
+        inner_score = {}
+        for proc in procs:
+            vals = []
+            for held in inner:
+                pick = _pick(table, peer_table, *proc, [d for d in train if d not in held])
+                vals.append(np.mean([table.loc[pick, p][held].mean() for p in ("clean", "unsup")]))
+            inner_score[proc] = np.mean(vals)
+            pick = _pick(table, peer_table, *proc, train)
+            for p in ("clean", "unsup"):
+                oof[proc][p].update(table.loc[pick, p][test].to_dict())
+        proc = max(procs, key=inner_score.get)
+        pick = _pick(table, peer_table, *proc, train)
+        chosen.append({"fold": k + 1, "procedure": " / ".join(proc), "chosen": pick})
+        for p in ("clean", "unsup"):
+            oof["nested"][p].update(table.loc[pick, p][test].to_dict())
+    rows = []
+    for proc, by_protocol in oof.items():
+        row = {"procedure": proc if proc == "nested" else " / ".join(proc)}
+        for p, rival in (("clean", "pyod:KNN"), ("unsup", "sklearn:EllipticEnvelope")):
+            ours, theirs = pd.Series(by_protocol[p]), peer_table.loc[rival, p].dropna()
+            common = [d for d in ours.index if d in theirs.index]
+            diff = ours[common].to_numpy() - theirs[common].to_numpy()
+            row |= {f"{p} ours": ours[common].mean(), f"{p} margin vs {rival}": diff.mean(),
+                    f"{p} wins-losses": f"{(diff > 0).sum()}-{(diff < 0).sum()}"}  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows), pd.DataFrame(chosen)
+
+
 def cv(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -248,6 +314,12 @@ def cv(args: argparse.Namespace) -> None:
                            "losses": int((diff < 0).sum())})  # fmt: skip
     pooled = pd.DataFrame(pooled).sort_values(["protocol", "peer ROC-AUC"], ascending=[True, False])
     print(pooled.groupby("protocol").head(3).round(4).to_markdown(index=False))
+    procs, nested_picks = nested(table, peer, folds)
+    print("\nout of fold, per selection procedure (family / criterion); only the nested row")
+    print("chose its procedure without the held-out folds:")
+    print(procs.round(4).to_markdown(index=False))
+    print(nested_picks.to_markdown(index=False))
+    procs.to_csv(args.results / "default_cv_nested.csv", index=False)
     in_sample = pd.DataFrame({p: table[p].mean(axis=1) for p in protocols})
     in_sample["both"] = in_sample.mean(axis=1)
     top = in_sample.sort_values("both", ascending=False).head(args.top)
