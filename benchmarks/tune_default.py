@@ -198,8 +198,9 @@ FAMILIES = {
     "all candidates": lambda c: True,
     "equal weights": lambda c: "*" not in c,
     "pairs and singles, equal weights": lambda c: "*" not in c and c.count("+") <= 1,
-    "pairs, z-score, equal weights": lambda c: "*" not in c and c.count("+") == 1
-    and c.endswith("[zscore]"),
+    "pairs, z-score, equal weights": lambda c: (
+        "*" not in c and c.count("+") == 1 and c.endswith("[zscore]")
+    ),
     "without ecod": lambda c: "ecod" not in c,
 }
 
