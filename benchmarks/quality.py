@@ -81,7 +81,7 @@ def mnist():
 
 
 #: Labels of configured detectors -> (registered name, parameters).
-SPECS = {"conv-ae+codes": ("conv-ae", {"code_neighbors": 5})}
+SPECS = {"conv-ae+codes": ("conv-ae", {"code_neighbors": 2, "code_weight": 3.0})}
 
 SUITES = {
     "breast-cancer": (breast_cancer, ["gaussian", "ocsvm", "iforest", "ae", "dae", "vae", "vqvae"]),

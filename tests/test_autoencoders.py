@@ -12,6 +12,10 @@ import anomalia
 from anomalia import DataError, make_detector
 
 SMALL = {"hidden": (32,), "epochs": 40, "batch_size": 32, "random_state": 0}
+#: The class defaults the registry's ``ae`` preset overrides (PyOD's training), for tests of
+#: early stopping and of the tanh / robust-mode mechanics.
+CLASS_AE = {"activation": "tanh", "dropout": 0.0, "batch_norm": False,
+            "validation_fraction": 0.1, "patience": 10}  # fmt: skip
 
 
 def _manifold(rng, n, d=8):
@@ -92,7 +96,7 @@ def test_robust_mode_ignores_anomalies_in_training_data():
     planted = rng.normal(0, 3, size=(1, 8)) + 0.01 * rng.normal(size=(32, 8))
     X = np.vstack([normals, planted])
     y = np.r_[np.zeros(600), np.ones(32)]
-    kw = {**SMALL, "bottleneck": 4, "epochs": 60}
+    kw = {**SMALL, **CLASS_AE, "bottleneck": 4, "epochs": 60}
     plain = make_detector("ae", **kw).fit(X)
     robust = make_detector("ae", robust=True, robust_fraction=0.08, **kw).fit(X)
     assert roc_auc_score(y, plain.anomaly_score(X)) < 0.5  # the tight cluster was learned
@@ -137,8 +141,8 @@ def test_global_rng_untouched_and_seed_repeatable():
 
 def test_early_stopping_is_told_and_kept_in_stopped_epoch(tmp_path, caplog):
     X = np.random.default_rng(0).normal(size=(200, 6))  # noise: the validation loss plateaus
-    det = make_detector("ae", hidden=(8,), epochs=200, patience=2, lr=0.03, batch_size=32,
-                        random_state=0)  # fmt: skip
+    det = make_detector("ae", **{**CLASS_AE, "patience": 2}, hidden=(8,), epochs=200, lr=0.03,
+                        batch_size=32, random_state=0)  # fmt: skip
     with caplog.at_level("INFO", logger="anomalia.training"):
         det.fit(X)
     assert det.stopped_epoch_ == det.n_epochs_ < 200
@@ -202,3 +206,38 @@ def test_wrong_image_size_and_nan_are_clear_errors(digits_images):
         det.anomaly_score(bad)
     with pytest.raises(DataError, match="trained on tables"):
         make_detector("ae", epochs=1).fit(images[:20].reshape(20, 64)).anomaly_score(images[:2])
+
+
+def test_batch_norm_sits_before_each_hidden_activation_and_scores_rows_alone():
+    from anomalia.models import mlp
+
+    net = mlp([5, 8, 3], "relu", 0.2, batch_norm=True)
+    assert [type(m).__name__ for m in net] == ["Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
+    X = np.random.default_rng(0).normal(size=(120, 5))
+    det = make_detector("ae", random_state=0).fit(X)  # the preset: PyOD's training
+    assert det.batch_norm and det.get_params()["hidden"] == (64,)
+    assert sum(type(m).__name__ == "BatchNorm1d" for m in det.module_.modules()) == 2
+    alone = np.array([det.anomaly_score(X[i : i + 1])[0] for i in range(5)])
+    np.testing.assert_allclose(alone, det.anomaly_score(X)[:5], rtol=1e-5)  # running stats
+
+
+def test_a_negative_batch_norm_variance_in_a_file_is_refused(tmp_path):
+    from safetensors.numpy import load as st_load
+    from safetensors.numpy import save as st_save
+
+    from anomalia.errors import ModelFileError
+
+    from .test_hostile_models import _members, _write
+
+    X = np.random.default_rng(0).normal(size=(100, 4))
+    path = tmp_path / "m.anomalia"
+    make_detector("ae", epochs=2, random_state=0).fit(X).save(path)
+    manifest, blobs = _members(path)
+    arrays = st_load(blobs["arrays.safetensors"])
+    name = next(k for k in arrays if k.endswith("running_var"))
+    arrays[name] = -arrays[name]
+    blobs["arrays.safetensors"] = st_save(arrays)
+    with pytest.raises(ModelFileError, match="batch-norm variance"):
+        anomalia.load(_write(tmp_path / "bad.anomalia", manifest, blobs))
+    with pytest.raises(ValueError, match="batch_norm must be True or False"):
+        make_detector("ae", batch_norm="yes").fit(X)

@@ -40,6 +40,22 @@ def test_scores_combine_both_terms_z_scored_on_training(fitted, data):
     assert np.all(near > -c[2] / c[3] - 1e-6)  # distances are >= 0
 
 
+def test_code_weight_scales_the_code_term(fitted, data):
+    X, T, _ = data
+    heavy = make_detector("ae", epochs=5, code_neighbors=5, code_weight=2.0, random_state=0)
+    heavy.fit(X)
+    np.testing.assert_array_equal(heavy.code_scaling_, fitted.code_scaling_)  # same network
+    c = fitted.code_scaling_
+    recon = make_detector("ae", epochs=5, random_state=0).fit(X).anomaly_score(T)
+    near = fitted.anomaly_score(T) - (recon - c[0]) / c[1]
+    np.testing.assert_allclose(heavy.anomaly_score(T), (recon - c[0]) / c[1] + 2 * near,
+                               rtol=1e-6, atol=1e-6)  # fmt: skip
+    assert heavy.get_params()["code_weight"] == 2.0
+    for bad in (0, -1.0, float("inf"), True, "2"):
+        with pytest.raises(ValueError, match="code_weight must be a finite number > 0"):
+            make_detector("ae", epochs=1, code_neighbors=5, code_weight=bad).fit(X)
+
+
 def test_training_rows_leave_their_own_code_out(fitted, data):
     X = data[0]
     # scored as new rows, training rows find their own code at distance 0: lower scores
@@ -117,11 +133,13 @@ def test_cli_fit_with_code_neighbors_then_score(tmp_path, data):
     runner = CliRunner()
     model, out = tmp_path / "m.anomalia", tmp_path / "scores.csv"
     res = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "-d", "ae", "-p", "epochs=3",
-                              "-p", "code_neighbors=5", "--out", str(model)])  # fmt: skip
+                              "-p", "code_neighbors=5", "-p", "code_weight=2",
+                              "--out", str(model)])  # fmt: skip
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["score", str(model), str(tmp_path / "new.csv"), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert len(pd.read_csv(out)) == len(T)
+    assert anomalia.load(model).code_weight == 2
     res = runner.invoke(app, ["export", str(model), "--out", str(tmp_path / "m.onnx")])
     assert res.exit_code == 2 and "code_neighbors" in res.output
     assert not (tmp_path / "m.onnx").exists()

@@ -185,7 +185,8 @@ def _corpus(base: Path, out: Path) -> list[tuple[str, Path]]:
                     f"{name}:{key} mutation {j}",
                     lambda p, nm=name, b=forged: _write(p, manifest, {**blobs, nm: b}),
                 )
-            reshaped = st_save({**arrays, key: arr.reshape(-1)[:-1] if arr.size > 1 else arr[:0]})
+            flat = arr.reshape(-1)  # 0-d too (a batch-norm counter)
+            reshaped = st_save({**arrays, key: flat[:-1] if arr.size > 1 else flat[:0]})
             add(
                 f"{name}:{key} shortened",
                 lambda p, nm=name, b=reshaped: _write(p, manifest, {**blobs, nm: b}),

@@ -65,8 +65,19 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
     "ae": (
         "anomalia.detectors.autoencoder:AEDetector",
         "dense auto-encoder (PyTorch); score = reconstruction error. Tables with non-linear "
-        "structure; its bottleneck is also a learned representation.",
-        {},
+        "structure, clean or polluted training data; its bottleneck is also a learned "
+        "representation. Trained as PyOD's AutoEncoder: one hidden layer of 64, a 32-wide "
+        "code, relu, batch norm, dropout 0.2, 10 epochs.",
+        {
+            "hidden": (64,),
+            "bottleneck": 32,
+            "activation": "relu",
+            "dropout": 0.2,
+            "batch_norm": True,
+            "epochs": 10,
+            "validation_fraction": 0.0,
+            "patience": None,
+        },
     ),
     "dae": (
         "anomalia.detectors.autoencoder:AEDetector",

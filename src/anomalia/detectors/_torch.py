@@ -105,6 +105,7 @@ def module_from_state(build: Callable[[], Any], state: dict[str, NDArray[Any]]) 
     The network is first built on PyTorch's meta device (no memory, no random draws), and
     the stored tensors must match its names, shapes and dtypes exactly before real memory is
     allocated: parameters edited in a model file cannot make a huge network or a partial one.
+    Batch-norm variances must be >= 0 (finiteness is the reader's check of every array).
     """
     import torch
 
@@ -123,6 +124,8 @@ def module_from_state(build: Callable[[], Any], state: dict[str, NDArray[Any]]) 
                 f"stored weight {name} is {tuple(tensors[name].shape)} {tensors[name].dtype}; "
                 f"the network needs {tuple(t.shape)} {t.dtype}"
             )
+        if name.endswith("running_var") and not bool((tensors[name] >= 0).all()):
+            raise ModelFileError(f"stored batch-norm variance {name} has negative entries")
     module = module.to_empty(device="cpu")
     module.load_state_dict(tensors, strict=True)
     return module.eval()

@@ -173,6 +173,8 @@ class DenseAE(AutoEncoder):
         Hidden activation, see :data:`anomalia.models.mlp.ACTIVATIONS`.
     dropout : float, default=0.0
         Dropout after every hidden activation.
+    batch_norm : bool, default=False
+        Batch normalisation before every hidden activation (see :func:`~anomalia.models.mlp`).
 
     Examples
     --------
@@ -189,11 +191,13 @@ class DenseAE(AutoEncoder):
         bottleneck: int = 8,
         activation: str = "relu",
         dropout: float = 0.0,
+        batch_norm: bool = False,
     ) -> None:
         widths = check_sizes("hidden", hidden)
         check_positive_int("n_features", n_features)
         check_positive_int("bottleneck", bottleneck)
         super().__init__(
-            mlp([n_features, *widths, bottleneck], activation, dropout),
-            mlp([bottleneck, *reversed(widths), n_features], activation, dropout),
-        )
+            mlp([n_features, *widths, bottleneck], activation, dropout, batch_norm=batch_norm),
+            mlp([bottleneck, *reversed(widths), n_features], activation, dropout,
+                batch_norm=batch_norm),
+        )  # fmt: skip

@@ -89,6 +89,7 @@ def mlp(
     activation: str = "relu",
     dropout: float = 0.0,
     final_activation: bool = False,
+    batch_norm: bool = False,
 ) -> nn.Sequential:
     """Build ``Linear`` layers through ``sizes`` with an activation between them.
 
@@ -103,6 +104,10 @@ def mlp(
     final_activation : bool, default=False
         Whether the last ``Linear`` is followed by the activation (and dropout) too.
         Leave it off for a linear output.
+    batch_norm : bool, default=False
+        Whether a ``BatchNorm1d`` sits between each hidden ``Linear`` and its activation
+        (as in PyOD's ``AutoEncoder``). In eval mode it applies the running statistics
+        of training, so a row's output does not depend on the rows scored with it.
 
     Returns
     -------
@@ -133,6 +138,8 @@ def mlp(
     for i, (n_in, n_out) in enumerate(itertools.pairwise(widths)):
         layers.append(nn.Linear(n_in, n_out))
         if i < n_layers - 1 or final_activation:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(n_out))
             layers.append(make_activation(activation, inplace=True))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
