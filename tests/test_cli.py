@@ -310,7 +310,8 @@ def test_onehot_ignore_and_anomaly_value(tmp_path):
 
 def test_fit_says_when_early_stopping_ended_training(tmp_path, tables):
     res = run("fit", tables["train"], "-d", "ae", "-p", "hidden=8,", "-p", "epochs=200",
-              "-p", "patience=2", "-p", "lr=0.03", "--label-column", "fraud",
+              "-p", "validation_fraction=0.1", "-p", "patience=2", "-p", "lr=0.03",
+              "--label-column", "fraud",
               "--out", tmp_path / "ae.anomalia")  # fmt: skip
     assert res.exit_code == 0, res.output
     epoch = anomalia.load(tmp_path / "ae.anomalia").stopped_epoch_
