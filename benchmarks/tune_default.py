@@ -218,6 +218,16 @@ def _pick(table, peer_table, family: str, criterion: str, datasets: list[str]) -
     return str(value.idxmax())
 
 
+def _versus(ours, theirs) -> dict:
+    """``ours`` (a Series by dataset) against a peer's ``theirs`` on the datasets both have."""
+    theirs = theirs.dropna()
+    common = [d for d in ours.index if d in theirs.index]
+    diff = ours[common].to_numpy() - theirs[common].to_numpy()
+    return {"datasets": len(common), "ours": ours[common].mean(), "theirs": theirs[common].mean(),
+            "margin": diff.mean(), "wins": int((diff > 0).sum()),
+            "losses": int((diff < 0).sum())}  # fmt: skip
+
+
 def nested(table, peer_table, folds: list[list[str]]):
     """Out-of-fold ROC-AUC of every selection procedure (family x criterion), and of the
     nested choice: on each outer fold the procedure is itself chosen by an inner 3-fold
@@ -251,11 +261,9 @@ def nested(table, peer_table, folds: list[list[str]]):
     for proc, by_protocol in oof.items():
         row = {"procedure": proc if proc == "nested" else " / ".join(proc)}
         for p, rival in (("clean", "pyod:KNN"), ("unsup", "sklearn:EllipticEnvelope")):
-            ours, theirs = pd.Series(by_protocol[p]), peer_table.loc[rival, p].dropna()
-            common = [d for d in ours.index if d in theirs.index]
-            diff = ours[common].to_numpy() - theirs[common].to_numpy()
-            row |= {f"{p} ours": ours[common].mean(), f"{p} margin vs {rival}": diff.mean(),
-                    f"{p} wins-losses": f"{(diff > 0).sum()}-{(diff < 0).sum()}"}  # fmt: skip
+            v = _versus(pd.Series(by_protocol[p]), peer_table.loc[rival, p])
+            row |= {f"{p} ours": v["ours"], f"{p} margin vs {rival}": v["margin"],
+                    f"{p} wins-losses": f"{v['wins']}-{v['losses']}"}  # fmt: skip
         rows.append(row)
     return pd.DataFrame(rows), pd.DataFrame(chosen)
 
@@ -275,11 +283,10 @@ def cv(args: argparse.Namespace) -> None:
     protocols = sorted(set(table.columns.get_level_values(0)))
     order = np.random.default_rng(0).permutation(datasets)
     folds = [sorted(order[i::4]) for i in range(4)]
-    both = lambda t, ds: np.mean([t[p][ds].mean(axis=1) for p in protocols], axis=0)  # noqa: E731
     rows, oof = [], {p: {} for p in protocols}
     for k, test in enumerate(folds):
         train = [d for d in datasets if d not in test]
-        chosen = table.index[int(np.argmax(both(table, train)))]
+        chosen = _pick(table, peer, "all candidates", "mean of both", train)
         for p in protocols:
             ours = table.loc[chosen, p]
             oof[p].update(ours[test].to_dict())
@@ -306,13 +313,11 @@ def cv(args: argparse.Namespace) -> None:
     for p in protocols:
         ours = pd.Series(oof[p])
         for name in peer.index:
-            theirs = peer.loc[name, p].dropna()
-            common = [d for d in ours.index if d in theirs.index]
-            diff = ours[common].to_numpy() - theirs[common].to_numpy()
-            pooled.append({"protocol": p, "peer": name, "datasets": len(common),
-                           "ours (CV)": ours[common].mean(), "peer ROC-AUC": theirs[common].mean(),
-                           "margin": diff.mean(), "wins": int((diff > 0).sum()),
-                           "losses": int((diff < 0).sum())})  # fmt: skip
+            v = _versus(ours, peer.loc[name, p])
+            pooled.append({"protocol": p, "peer": name, "datasets": v["datasets"],
+                           "ours (CV)": v["ours"], "peer ROC-AUC": v["theirs"],
+                           "margin": v["margin"], "wins": v["wins"],
+                           "losses": v["losses"]})  # fmt: skip
     pooled = pd.DataFrame(pooled).sort_values(["protocol", "peer ROC-AUC"], ascending=[True, False])
     print(pooled.groupby("protocol").head(3).round(4).to_markdown(index=False))
     procs, nested_picks = nested(table, peer, folds)
