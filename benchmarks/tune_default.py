@@ -159,6 +159,9 @@ def evaluate(folder: Path, members: list[str]):
             _auc(y, sum(w * z[m, how] for m, w in zip(combo, ws, strict=True)))
             for combo, ws, how in cands
         ]
+    if not cols:
+        raise SystemExit(f"{folder}: no cached file holds the scores of every member "
+                         f"({', '.join(members)}); score them first or pass --members")  # fmt: skip
     names = [_name(c) for c in cands]
     df = pd.DataFrame(cols, index=names)
     return df.T.groupby(level=[0, 1]).mean().T  # seeds averaged per dataset
