@@ -222,22 +222,15 @@ def test_batch_norm_sits_before_each_hidden_activation_and_scores_rows_alone():
 
 
 def test_a_negative_batch_norm_variance_in_a_file_is_refused(tmp_path):
-    from safetensors.numpy import load as st_load
-    from safetensors.numpy import save as st_save
-
     from anomalia.errors import ModelFileError
 
-    from .test_hostile_models import _members, _write
+    from .test_hostile_models import _tampered
 
     X = np.random.default_rng(0).normal(size=(100, 4))
     path = tmp_path / "m.anomalia"
     make_detector("ae", epochs=2, random_state=0).fit(X).save(path)
-    manifest, blobs = _members(path)
-    arrays = st_load(blobs["arrays.safetensors"])
-    name = next(k for k in arrays if k.endswith("running_var"))
-    arrays[name] = -arrays[name]
-    blobs["arrays.safetensors"] = st_save(arrays)
+    bad = _tampered(path, tmp_path / "bad.anomalia", "module_/encoder.1.running_var", np.negative)
     with pytest.raises(ModelFileError, match="batch-norm variance"):
-        anomalia.load(_write(tmp_path / "bad.anomalia", manifest, blobs))
+        anomalia.load(bad)
     with pytest.raises(ValueError, match="batch_norm must be True or False"):
         make_detector("ae", batch_norm="yes").fit(X)

@@ -12,6 +12,8 @@ from anomalia import DataError, make_detector
 from anomalia.cli.app import app
 from anomalia.errors import AnomaliaError, ModelFileError
 
+from .test_hostile_models import _tampered
+
 
 @pytest.fixture(scope="module")
 def data():
@@ -69,21 +71,6 @@ def test_repeatable_and_saved(fitted, data, tmp_path):
     path = tmp_path / "m.anomalia"
     fitted.save(path)
     np.testing.assert_allclose(anomalia.load(path).anomaly_score(T), fitted.anomaly_score(T))
-
-
-def _tampered(path, out, name, fn):
-    """``path`` with array ``name`` replaced by ``fn(array)``, sizes and digests rewritten
-    (as an attacker would), so the loader's own checks must refuse it."""
-    from safetensors.numpy import load as st_load
-    from safetensors.numpy import save as st_save
-
-    from .test_hostile_models import _members, _write
-
-    manifest, blobs = _members(path)
-    arrays = st_load(blobs["arrays.safetensors"])
-    arrays[name] = np.ascontiguousarray(fn(arrays[name]))
-    blobs["arrays.safetensors"] = st_save(arrays)
-    return _write(out, manifest, blobs)
 
 
 def test_a_tampered_reference_is_refused(fitted, tmp_path):

@@ -44,8 +44,9 @@ def models(X):
     images = np.random.default_rng(0).random((64, 8, 8))
     return {
         # tanh and no batch norm or dropout (the class's defaults): the Lipschitz bound below
-        "ae": make_detector("ae", bottleneck=3, activation="tanh", dropout=0.0,
-                            batch_norm=False, **TINY).fit(X),  # fmt: skip
+        "ae": make_detector(
+            "ae", bottleneck=3, activation="tanh", dropout=0.0, batch_norm=False, **TINY
+        ).fit(X),
         "vae": make_detector("vae", bottleneck=3, **TINY).fit(X),
         "vqvae": make_detector("vqvae", **FAST_PARAMS["vqvae"]).fit(X),
         "conv-ae": make_detector("conv-ae", bottleneck=4, **FAST_PARAMS["conv-ae"]).fit(images),

@@ -106,6 +106,19 @@ def _write(path: Path, manifest: Any, blobs: dict[str, bytes], *, rehash: bool =
     return path
 
 
+def _tampered(path, out, name, fn):
+    """``path`` with array ``name`` replaced by ``fn(array)``, sizes and digests rewritten
+    (as an attacker would), so the loader's own checks must refuse it."""
+    from safetensors.numpy import load as st_load
+    from safetensors.numpy import save as st_save
+
+    manifest, blobs = _members(path)
+    arrays = st_load(blobs["arrays.safetensors"])
+    arrays[name] = np.ascontiguousarray(fn(arrays[name]))
+    blobs["arrays.safetensors"] = st_save(arrays)
+    return _write(out, manifest, blobs)
+
+
 def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
     """Every key path in the manifest (lists: their first item), the sha256/sizes maps once."""
     out = [prefix] if prefix else []
