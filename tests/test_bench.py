@@ -350,6 +350,30 @@ def test_cli_bench_end_to_end(suite, tmp_path):
     assert len(pd.read_csv(out)) == 12
 
 
+def test_cli_bench_summary_only_rebuilds_from_every_row_and_runs_nothing(suite, tmp_path):
+    out = tmp_path / "res.csv"
+    common = ["--data-dir", str(suite), "--protocol", "clean", "--seed", "0", "--out", str(out),
+              "--reference-dir", str(tmp_path / "none")]  # fmt: skip
+    for spec in ("knn", "iforest(n_estimators=20)"):  # two runs into one file
+        assert runner.invoke(app, ["bench", "-d", spec, *common, "--no-plots"]).exit_code == 0
+    summary = tmp_path / "res_summary.md"
+    assert "| knn |" not in summary.read_text()  # the second run summarised itself only
+    rows = out.read_bytes()
+    result = runner.invoke(app, ["bench", "--summary-only", "--out", str(out),
+                                 "--reference-dir", str(tmp_path / "none")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (
+        "| knn |" in summary.read_text() and "| iforest(n_estimators=20) |" in summary.read_text()
+    )
+    assert out.read_bytes() == rows  # nothing ran, nothing was appended
+    assert (tmp_path / "res_clean_heatmap.png").exists()
+    bad = runner.invoke(app, ["bench", "--summary-only", "-d", "knn", "--out", str(out)])
+    assert bad.exit_code == 2 and "drop --detector" in bad.stderr
+    missing = runner.invoke(app, ["bench", "--summary-only", "--out", str(tmp_path / "no.csv")])
+    assert missing.exit_code == 2 and "there is no results file" in missing.stderr
+    assert not (tmp_path / "no_summary.md").exists()
+
+
 def test_cli_bench_user_file_and_missing_pyod(tmp_path, monkeypatch):
     X, y = _data(400, 20)
     frame = pd.DataFrame(X, columns=list("abcd")).assign(label=y)

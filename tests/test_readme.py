@@ -51,6 +51,7 @@ SKIPS = {
     r"^anomalia serve": "starts a server that runs until stopped (tests/test_serve.py)",
     r"^curl ": "talks to the server of 'anomalia serve'",
     r"^anomalia bench (--out|--json|-d)": "every ADBench dataset: minutes to hours",
+    r"^anomalia bench --summary-only": "reads the full run's results.csv (test_bench.py runs it)",
     r"--engine (dask|spark)": "starts a local Dask or Spark cluster (tests/test_dask.py, ...)",
     r"import anomalia\.dask": "starts a local Dask cluster (tests/test_dask.py)",
     r"^anomalia demo": "nine detectors on the full breast-cancer set; what make demo runs",

@@ -98,6 +98,14 @@ def bench(
     ] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the figures.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    summary_only: Annotated[
+        bool,
+        typer.Option(
+            "--summary-only",
+            help="Run nothing: rebuild the summary and figures from every finished row of "
+            "--out (after runs of a few detectors at a time into one file).",
+        ),
+    ] = False,
     label_column: LabelColumn = None,
     anomaly_value: AnomalyValue = None,
     normal_value: NormalValue = None,
@@ -116,72 +124,82 @@ def bench(
 
     if out.suffix not in (".csv", ".parquet"):
         raise AnomaliaError(f"--out must end in .csv or .parquet, got {out.name}")
-    jobs = available_cores() if jobs is None or jobs == -1 else jobs
-    if jobs < 1 or threads < 1 or timeout < 0:
-        raise AnomaliaError("--jobs must be -1 or >= 1, --threads >= 1, --timeout >= 0")
-    datasets: dict[str, Path] = {}
-    for item in data or ["adbench"]:
-        if item == "adbench" and not Path(item).exists():
-            datasets.update(B.adbench_datasets(data_dir or default_data_dir()))
-            continue
-        spec = spec_from_options(
-            item,
-            label_column=label_column,
-            anomaly_value=anomaly_value,
-            normal_value=normal_value,
-            id_column=id_column,
-            ignore_columns=ignore_column,
-        )
-        ds = read_data(item, spec)
-        if ds.y is None:
-            raise DataError(f"{item}: a benchmark needs labels (give --label-column)")
-        name = Path(item).stem.lower()
-        datasets[name] = B.frame_dataset(ds.X, ds.y, B.temp_folder(), name)
-    if dataset:
-        wanted = [w.lower() for w in dataset]
-        datasets = {k: v for k, v in datasets.items() if any(w in k for w in wanted)}
-        if not datasets:
-            raise AnomaliaError(f"no dataset name contains any of {', '.join(dataset)}")
-    plan, notes = B.plan(
-        datasets,
-        detector or B.DEFAULT_DETECTORS,
-        protocol or B.PROTOCOLS,
-        seed if seed is not None else (0, 1, 2),
-        threads,
-    )
-    for note in notes:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
-    if not plan:
-        raise AnomaliaError("nothing to run: no detector left")
-    resumed = B.resume(B.read_results(out), plan)
-    if resumed.reused:
-        err_console.print(f"reusing {resumed.reused} finished jobs of {out}", highlight=False)
-    for note in resumed.notes:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
-    wanted_keys = {j.key() for j in plan}
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=as_json,
-    ) as bar:
-        task = bar.add_task("bench", total=len(plan), completed=resumed.reused)
-
-        def advance(row: dict) -> None:
-            bar.update(task, advance=1, description=f"{row['dataset']} {row['detector']}")
-
-        try:
-            df = B.run(plan, out, n_jobs=jobs, timeout=timeout or None, progress=advance)
-        except KeyboardInterrupt:
-            err_console.print(
-                f"interrupted: finished jobs are kept in {out}; run the same command again "
-                "to resume",
-                highlight=False,
+    if summary_only:
+        chosen = {"DATA": data, "--detector": detector, "--protocol": protocol, "--seed": seed,
+                  "--dataset": dataset}  # fmt: skip
+        given = [name for name, value in chosen.items() if value]
+        if given:
+            raise AnomaliaError(f"--summary-only uses every row of --out; drop {', '.join(given)}")
+        if not out.exists():
+            raise AnomaliaError(f"--summary-only: there is no results file {out}")
+        df = B.read_results(out)
+    else:
+        jobs = available_cores() if jobs is None or jobs == -1 else jobs
+        if jobs < 1 or threads < 1 or timeout < 0:
+            raise AnomaliaError("--jobs must be -1 or >= 1, --threads >= 1, --timeout >= 0")
+        datasets: dict[str, Path] = {}
+        for item in data or ["adbench"]:
+            if item == "adbench" and not Path(item).exists():
+                datasets.update(B.adbench_datasets(data_dir or default_data_dir()))
+                continue
+            spec = spec_from_options(
+                item,
+                label_column=label_column,
+                anomaly_value=anomaly_value,
+                normal_value=normal_value,
+                id_column=id_column,
+                ignore_columns=ignore_column,
             )
-            raise typer.Exit(130) from None
-    df = df[[k in wanted_keys for k in B.keys(df)]]
+            ds = read_data(item, spec)
+            if ds.y is None:
+                raise DataError(f"{item}: a benchmark needs labels (give --label-column)")
+            name = Path(item).stem.lower()
+            datasets[name] = B.frame_dataset(ds.X, ds.y, B.temp_folder(), name)
+        if dataset:
+            wanted = [w.lower() for w in dataset]
+            datasets = {k: v for k, v in datasets.items() if any(w in k for w in wanted)}
+            if not datasets:
+                raise AnomaliaError(f"no dataset name contains any of {', '.join(dataset)}")
+        plan, notes = B.plan(
+            datasets,
+            detector or B.DEFAULT_DETECTORS,
+            protocol or B.PROTOCOLS,
+            seed if seed is not None else (0, 1, 2),
+            threads,
+        )
+        for note in notes:
+            err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        if not plan:
+            raise AnomaliaError("nothing to run: no detector left")
+        resumed = B.resume(B.read_results(out), plan)
+        if resumed.reused:
+            err_console.print(f"reusing {resumed.reused} finished jobs of {out}", highlight=False)
+        for note in resumed.notes:
+            err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        wanted_keys = {j.key() for j in plan}
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=as_json,
+        ) as bar:
+            task = bar.add_task("bench", total=len(plan), completed=resumed.reused)
+
+            def advance(row: dict) -> None:
+                bar.update(task, advance=1, description=f"{row['dataset']} {row['detector']}")
+
+            try:
+                df = B.run(plan, out, n_jobs=jobs, timeout=timeout or None, progress=advance)
+            except KeyboardInterrupt:
+                err_console.print(
+                    f"interrupted: finished jobs are kept in {out}; run the same command again "
+                    "to resume",
+                    highlight=False,
+                )
+                raise typer.Exit(130) from None
+        df = df[[k in wanted_keys for k in B.keys(df)]]
     reference_dir = reference_dir or default_reference_dir()
     summary = B.summarize(df, reference_dir=reference_dir if reference_dir.is_dir() else None)
     markdown = B.summary_markdown(summary)
