@@ -18,6 +18,10 @@ of ``benchmarks/holdout.py`` (cached the same way), which took no part in any ch
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tune_default.py --out /tmp/tune-holdout \\
         --data-dir /tmp/anomalia-holdout --protocol unsup clean --seeds 0 1 2
     .venv/bin/python benchmarks/tune_default.py --cv --out /tmp/tune --holdout /tmp/tune-holdout
+    .venv/bin/python benchmarks/tune_default.py --gate --out /tmp/tune
+
+``--gate`` measures a switch between kNN and the robust Gaussian chosen by the data: how
+far the two members agree on the training rows each finds most anomalous.
 """
 
 from __future__ import annotations
@@ -347,6 +351,64 @@ def cv(args: argparse.Namespace) -> None:
         print(h.round(4).to_markdown())
 
 
+def gate(args: argparse.Namespace) -> None:
+    """A data-chosen switch between members, in-sample: its best threshold per feature.
+
+    kNN fails under ``unsup`` where training anomalies form clusters (they become each
+    other's neighbours) while the robust Gaussian still finds them far. Feature: the mean
+    kNN percentile of the Gaussian's top ``q`` training rows (``knn|gauss top q``), or the
+    converse; a low value says the members disagree on the tail. Where the feature is at or
+    above the threshold the first of a pair is used, else the second. Every threshold at the
+    5 %..95 % quantiles of the feature is tried on all datasets (in-sample: an upper bound).
+    """
+    import pandas as pd
+    from scipy.stats import rankdata
+
+    shipped = (("knnmean", "rgauss", "rgauss_all"), (1.0, 0.5, 0.5))
+    rows = []
+    for file in sorted(args.out.glob("*.npz")):
+        protocol = file.stem.split("_", 1)[0]
+        d = dict(np.load(file))
+        if any(f"{m}_test" not in d for m in shipped[0]):
+            continue
+        rk = rankdata(d["knnmean_train"]) / len(d["knnmean_train"])
+        rg = rankdata(d["rgauss_train"]) / len(rk)
+        ship = sum(w * _normalised(d[f"{m}_train"], d[f"{m}_test"], "zscore")
+                   for m, w in zip(*shipped, strict=True))  # fmt: skip
+        y = d["y_test"]
+        row = {"protocol": protocol, "knn": _auc(y, d["knnmean_test"]),
+               "gauss": _auc(y, d["rgauss_test"]), "shipped": _auc(y, ship)}  # fmt: skip
+        for q in (0.01, 0.05):
+            row[f"knn|gauss top {q:g}"] = rk[rg >= 1 - q].mean()
+            row[f"gauss|knn top {q:g}"] = rg[rk >= 1 - q].mean()
+        rows.append(row)
+    t = pd.DataFrame(rows)
+    feats = [c for c in t if "|" in c]
+    print("feature medians per protocol (files: protocol x dataset x seed):")
+    print(t.groupby("protocol")[feats].median().round(3).to_markdown())
+    gain = t["gauss"] - t["knn"]
+    print("\nSpearman correlation of each feature with the Gaussian's gain over kNN:")
+    print(t[feats].corrwith(gain, method="spearman").round(3).to_markdown())
+    out = []
+    for feat in feats:
+        for hi, lo in (("knn", "shipped"), ("knn", "gauss"), ("shipped", "gauss")):
+            for tau in np.quantile(t[feat], np.linspace(0.05, 0.95, 19)):
+                pick = t[hi].where(t[feat] >= tau, t[lo])
+                out.append({"feature": feat, "pair": f"{hi} / {lo}", "threshold": tau,
+                            **pick.groupby(t["protocol"]).mean()})  # fmt: skip
+    best = pd.DataFrame(out)
+    best["both"] = (best["clean"] + best["unsup"]) / 2
+    best = best.loc[best.groupby(["feature", "pair"])["both"].idxmax()]
+    print("\nbest threshold per feature and pair (mean of both protocols), in-sample:")
+    print(best.round(4).to_markdown(index=False))
+    fixed = t.groupby("protocol")[["knn", "gauss", "shipped"]].mean()
+    fixed["per-dataset oracle (knn or gauss)"] = (
+        t[["knn", "gauss"]].max(axis=1).groupby(t["protocol"]).mean()
+    )
+    print("\nno switch, and the best choice per file with the labels:")
+    print(fixed.T.round(4).to_markdown())
+
+
 def main() -> None:
     from anomalia.bench import default_data_dir
 
@@ -357,13 +419,14 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=default_data_dir())
     ap.add_argument("--out", type=Path, required=True, help="folder of the cached scores")
     ap.add_argument("--cv", action="store_true", help="choose by cross-validation")
+    ap.add_argument("--gate", action="store_true", help="a data-chosen member switch")
     ap.add_argument("--holdout", type=Path, default=None, help="cached held-out scores")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--reuse", action="store_true", help="reuse the last --cv's ROC-AUCs")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    cv(args) if args.cv else score(args)
+    gate(args) if args.gate else cv(args) if args.cv else score(args)
 
 
 if __name__ == "__main__":
