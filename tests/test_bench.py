@@ -372,6 +372,10 @@ def test_cli_bench_summary_only_rebuilds_from_every_row_and_runs_nothing(suite, 
     missing = runner.invoke(app, ["bench", "--summary-only", "--out", str(tmp_path / "no.csv")])
     assert missing.exit_code == 2 and "there is no results file" in missing.stderr
     assert not (tmp_path / "no_summary.md").exists()
+    (tmp_path / "empty.csv").write_text(",".join(bench.COLUMNS) + "\n")
+    empty = runner.invoke(app, ["bench", "--summary-only", "--out", str(tmp_path / "empty.csv")])
+    assert empty.exit_code == 2 and "holds no results" in empty.stderr
+    assert not (tmp_path / "empty_summary.md").exists()
 
 
 def test_cli_bench_user_file_and_missing_pyod(tmp_path, monkeypatch):

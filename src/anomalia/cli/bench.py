@@ -133,6 +133,8 @@ def bench(
         if not out.exists():
             raise AnomaliaError(f"--summary-only: there is no results file {out}")
         df = B.read_results(out)
+        if df.empty:
+            raise AnomaliaError(f"--summary-only: {out} holds no results")
     else:
         jobs = available_cores() if jobs is None or jobs == -1 else jobs
         if jobs < 1 or threads < 1 or timeout < 0:
