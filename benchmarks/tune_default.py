@@ -360,6 +360,8 @@ def gate(args: argparse.Namespace) -> None:
     converse; a low value says the members disagree on the tail. Where the feature is at or
     above the threshold the first of a pair is used, else the second. Every threshold at the
     5 %..95 % quantiles of the feature is tried on all datasets (in-sample: an upper bound).
+    A switch per row is also measured: the largest of the members' normalised scores (PyOD's
+    "maximization" combination) in place of their weighted sum.
     """
     import pandas as pd
     from scipy.stats import rankdata
@@ -369,7 +371,7 @@ def gate(args: argparse.Namespace) -> None:
     for file in sorted(args.out.glob("*.npz")):
         protocol = file.stem.split("_", 1)[0]
         d = dict(np.load(file))
-        if any(f"{m}_test" not in d for m in shipped[0]):
+        if any(f"{m}_test" not in d for m in (*shipped[0], "iforest")):
             continue
         rk = rankdata(d["knnmean_train"]) / len(d["knnmean_train"])
         rg = rankdata(d["rgauss_train"]) / len(rk)
@@ -378,6 +380,11 @@ def gate(args: argparse.Namespace) -> None:
         y = d["y_test"]
         row = {"protocol": protocol, "knn": _auc(y, d["knnmean_test"]),
                "gauss": _auc(y, d["rgauss_test"]), "shipped": _auc(y, ship)}  # fmt: skip
+        for how in ("zscore", "robust", "rank"):
+            z = [_normalised(d[f"{m}_train"], d[f"{m}_test"], how)
+                 for m in ("knnmean", "rgauss", "iforest")]  # fmt: skip
+            row[f"max(knn, gauss) [{how}]"] = _auc(y, np.maximum(z[0], z[1]))
+            row[f"max(knn, gauss, iforest) [{how}]"] = _auc(y, np.maximum.reduce(z))
         for q in (0.01, 0.05):
             row[f"knn|gauss top {q:g}"] = rk[rg >= 1 - q].mean()
             row[f"gauss|knn top {q:g}"] = rg[rk >= 1 - q].mean()
@@ -401,11 +408,13 @@ def gate(args: argparse.Namespace) -> None:
     best = best.loc[best.groupby(["feature", "pair"])["both"].idxmax()]
     print("\nbest threshold per feature and pair (mean of both protocols), in-sample:")
     print(best.round(4).to_markdown(index=False))
-    fixed = t.groupby("protocol")[["knn", "gauss", "shipped"]].mean()
+    fixed = t.groupby("protocol")[
+        ["knn", "gauss", "shipped", *(c for c in t if "max(" in c)]
+    ].mean()
     fixed["per-dataset oracle (knn or gauss)"] = (
         t[["knn", "gauss"]].max(axis=1).groupby(t["protocol"]).mean()
     )
-    print("\nno switch, and the best choice per file with the labels:")
+    print("\nno switch, the per-row switch (max) and the best choice per file with the labels:")
     print(fixed.T.round(4).to_markdown())
 
 
