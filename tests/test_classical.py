@@ -192,3 +192,33 @@ def test_lof_caps_its_neighbours_and_subsamples():
     for params, match in [({"n_neighbors": 0}, "n_neighbors"), ({"max_samples": 1}, "max_samples")]:
         with pytest.raises(ValueError, match=match):
             LOFDetector(**params).fit(X)
+
+
+@pytest.mark.parametrize("name", ["knn", "lof", "ocsvm", "ae", "vae"])
+def test_a_value_a_constant_training_feature_never_took_is_far(name, tmp_path):
+    """A feature constant in every training row (here 0, as a one-hot category the normal
+    rows never showed, and 5,000) scales by constant_feature_scale, not 1: a test row that
+    differs there (by 1 from 0, by 10 % from 5,000) outranks rows 4 standard deviations out
+    on a varying feature; the training rows' own scores are those of the fit without those
+    features, and a saved model scores the same."""
+    import anomalia
+    from anomalia import make_detector
+    from anomalia._utils.scaling import UNSEEN_SCALE
+
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=(400, 6)), np.zeros(400), np.full(400, 5000.0)]
+    far = np.tile(X[:1], (4, 1))
+    far[:, 0] = 4.0  # far out on a varying feature
+    unseen = np.tile(X[:1], (2, 1))
+    unseen[0, 6], unseen[1, 7] = 1.0, 5500.0  # values the constant features never took
+    params = {"epochs": 5} if "ae" in name else {}
+    det = make_detector(name, random_state=0, **params).fit(X)
+    assert det.anomaly_score(unseen).min() > det.anomaly_score(far).max()
+    scale = det.input_scale_ if "ae" in name else det.scaler_.scale_
+    np.testing.assert_allclose(scale[6:], [UNSEEN_SCALE, UNSEEN_SCALE * 5000.0])
+    det.save(tmp_path / "m.anomalia")
+    loaded = anomalia.load(tmp_path / "m.anomalia")
+    np.testing.assert_allclose(loaded.anomaly_score(unseen), det.anomaly_score(unseen), rtol=1e-6)
+    if name == "knn":  # the constant features add nothing to training rows' distances
+        alone = make_detector(name, random_state=0).fit(X[:, :6])
+        np.testing.assert_allclose(det.decision_scores_, alone.decision_scores_, rtol=1e-10)

@@ -130,6 +130,16 @@ def test_float64_for_large_offsets():
     check_round_trip(det, X)  # trees compare float32 values in scikit-learn too
 
 
+def test_constant_training_features_keep_their_scale(cancer):
+    """A feature constant in training scales by constant_feature_scale in the graph too:
+    rows that differ there score the same in onnxruntime as in anomalia."""
+    train, X = cancer
+    train = np.c_[train, np.zeros(len(train))]
+    X = np.c_[X, (np.arange(len(X)) % 3 == 0).astype(float)]  # a third never seen in training
+    for det in (make_detector("knn").fit(train), make_detector("ae", epochs=3).fit(train)):
+        check_round_trip(det, X)
+
+
 def test_knn_ignores_its_own_copies(cancer):
     """duplicates='ignore': scoring the (repeated) training rows skips each row's own copy,
     as the detector does; with 'count' a row held twice is its own two nearest neighbours."""

@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, validate_data
 
+from .._utils.scaling import constant_feature_scale
 from .._utils.validation import input_errors_as_data_errors
 from ..base import BaseDetector
 from ..errors import DataError, ModelFileError
@@ -212,7 +213,8 @@ class TorchDetector(BaseDetector):
             self.input_scale_ = np.array([s if self.standardize and s > 0 else 1.0])
         elif self.standardize:
             self.input_shift_ = mean
-            self.input_scale_ = np.where(std > 1e-12 * np.maximum(1, np.abs(mean)), std, 1.0)
+            constant = std <= 1e-12 * np.maximum(1, np.abs(mean))
+            self.input_scale_ = np.where(constant, constant_feature_scale(mean), std)
         else:
             self.input_shift_ = np.zeros(len(mean))
             self.input_scale_ = np.ones(len(mean))

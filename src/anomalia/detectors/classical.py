@@ -19,6 +19,7 @@ from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
+from .._utils.scaling import constant_feature_scale
 from .._utils.validation import check_fraction, check_int, check_option
 from ..base import BaseDetector
 from ..errors import AnomaliaError, DataError
@@ -353,11 +354,18 @@ class _ScaledSample(BaseDetector):
     random_state: int | None
 
     def _fit_rows(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
-        """The training rows to fit on: subsampled, then standardised (sets ``scaler_``)."""
+        """The training rows to fit on: subsampled, then standardised (sets ``scaler_``).
+
+        A feature constant in every training row gets :func:`constant_feature_scale`
+        (a value it never took is far), not scikit-learn's scale 1."""
+        constant = np.ptp(X, axis=0) == 0
         if self.max_samples is not None and X.shape[0] > self.max_samples:
             rng = np.random.default_rng(self.random_state)
             X = X[np.sort(rng.choice(X.shape[0], self.max_samples, replace=False))]
         self.scaler_ = StandardScaler().fit(X) if self.scale else None
+        if self.scaler_ is not None and constant.any():
+            scale = self.scaler_.scale_
+            self.scaler_.scale_ = np.where(constant, constant_feature_scale(X[0]), scale)
         return self._scaled(X)
 
     def _scaled(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
