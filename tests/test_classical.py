@@ -197,8 +197,8 @@ def test_lof_caps_its_neighbours_and_subsamples():
 @pytest.mark.parametrize("name", ["knn", "lof", "ocsvm", "ae", "vae"])
 def test_a_value_a_constant_training_feature_never_took_is_far(name, tmp_path):
     """A feature constant in every training row (here 0, as a one-hot category the normal
-    rows never showed, and 5,000) scales by constant_feature_scale, not 1: a test row that
-    differs there (by 1 from 0, by 10 % from 5,000) outranks rows 4 standard deviations out
+    rows never showed, and 500) scales by constant_feature_scale, not 1: a test row that
+    differs there (by 1 from 0, by 10 % from 500) outranks rows 4 standard deviations out
     on a varying feature; the training rows' own scores are those of the fit without those
     features, and a saved model scores the same."""
     import anomalia
@@ -206,19 +206,65 @@ def test_a_value_a_constant_training_feature_never_took_is_far(name, tmp_path):
     from anomalia._utils.scaling import UNSEEN_SCALE
 
     rng = np.random.default_rng(0)
-    X = np.c_[rng.normal(size=(400, 6)), np.zeros(400), np.full(400, 5000.0)]
+    X = np.c_[rng.normal(size=(400, 6)), np.zeros(400), np.full(400, 500.0)]
     far = np.tile(X[:1], (4, 1))
     far[:, 0] = 4.0  # far out on a varying feature
     unseen = np.tile(X[:1], (2, 1))
-    unseen[0, 6], unseen[1, 7] = 1.0, 5500.0  # values the constant features never took
+    unseen[0, 6], unseen[1, 7] = 1.0, 550.0  # values the constant features never took
     params = {"epochs": 5} if "ae" in name else {}
     det = make_detector(name, random_state=0, **params).fit(X)
     assert det.anomaly_score(unseen).min() > det.anomaly_score(far).max()
     scale = det.input_scale_ if "ae" in name else det.scaler_.scale_
-    np.testing.assert_allclose(scale[6:], [UNSEEN_SCALE, UNSEEN_SCALE * 5000.0])
+    np.testing.assert_allclose(scale[6:], [UNSEEN_SCALE, UNSEEN_SCALE * 500.0])
     det.save(tmp_path / "m.anomalia")
     loaded = anomalia.load(tmp_path / "m.anomalia")
     np.testing.assert_allclose(loaded.anomaly_score(unseen), det.anomaly_score(unseen), rtol=1e-6)
     if name == "knn":  # the constant features add nothing to training rows' distances
         alone = make_detector(name, random_state=0).fit(X[:, :6])
         np.testing.assert_allclose(det.decision_scores_, alone.decision_scores_, rtol=1e-10)
+
+
+def test_constant_feature_scale_is_relative_and_never_above_1():
+    """0.1 % of the value (at least of 1), capped at 1: a large constant (a year, a
+    timestamp) is never treated as less unusual than scale 1 would, and float32 rounding of
+    a mid-sized one stays small."""
+    from anomalia._utils.scaling import constant_feature_scale, constant_features
+
+    got = constant_feature_scale(np.array([0.0, -0.5, 5.0, -200.0, 2024.0, 1.7e9]))
+    np.testing.assert_allclose(got, [1e-3, 1e-3, 5e-3, 0.2, 1.0, 1.0])
+    X = np.c_[np.full(50, 1.0), np.full(50, 1.0) + np.spacing(1.0) * (np.arange(50) % 2)]
+    assert constant_features(X.mean(axis=0), X.std(axis=0)).all()  # rounding noise counts
+
+
+def test_near_constant_features_scale_alike_in_knn_and_the_auto_encoders():
+    from anomalia import make_detector
+
+    rng = np.random.default_rng(1)
+    X = np.c_[rng.normal(size=(200, 3)), 1.0 + np.spacing(1.0) * (np.arange(200) % 2)]
+    knn = make_detector("knn").fit(X)
+    ae = make_detector("ae", epochs=1, random_state=0).fit(X)
+    np.testing.assert_allclose(knn.scaler_.scale_[3], 1e-3)
+    np.testing.assert_allclose(ae.input_scale_[3], 1e-3)
+
+
+def test_knn_partial_fit_keeps_the_constant_scale_only_while_every_row_seen_holds_it():
+    """The running sample may drop a rare value: five 1s among 3,000 streamed rows, none in
+    the 200-row sample. Their column must not be scaled as constant (the rows seen are not
+    constant), so those training rows do not score as 1,000 units out; a column that stays
+    0 in every row seen keeps the constant-feature scale."""
+    from anomalia import make_detector
+
+    rng = np.random.default_rng(0)
+    det = make_detector("knn", reservoir_size=200, random_state=0)
+    det.fit(np.c_[rng.normal(size=(200, 3)), np.zeros((200, 2))])
+    rare = []
+    for i in range(14):
+        batch = np.c_[rng.normal(size=(200, 3)), np.zeros((200, 2))]
+        if i < 5:
+            batch[0, 3] = 1.0
+            rare.append(batch[0])
+        det.partial_fit(batch)
+    assert not (det.reservoir_[:, 3] == 1.0).any()  # the sample dropped every rare row
+    assert det.scaler_.scale_[3] == 1.0  # scikit-learn's scale: not the constant-feature one
+    np.testing.assert_allclose(det.scaler_.scale_[4], 1e-3)  # still constant everywhere
+    assert det.anomaly_score(np.array(rare)).max() < 20

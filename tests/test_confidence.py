@@ -290,3 +290,15 @@ def test_images_use_the_cnn():
     assert set(det.predict_class(test)) <= {-1, 0, 1, 2}
     with pytest.raises(ValueError, match="shape"):
         det.anomaly_score(np.zeros((2, 1, 4, 4)))
+
+
+def test_a_classifier_keeps_scale_1_for_features_constant_in_training():
+    """Only the auto-encoders scale a constant feature to make unseen values far; the
+    classifier's inputs stay in the range it was trained on."""
+    from anomalia import make_detector
+
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=(120, 3)), np.zeros(120)]
+    y = (X[:, 0] > 0).astype(int)
+    det = make_detector("confidence", epochs=2, random_state=0).fit(X, y)
+    assert det.input_scale_[3] == 1.0

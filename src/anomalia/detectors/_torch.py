@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, validate_data
 
-from .._utils.scaling import constant_feature_scale
+from .._utils.scaling import constant_feature_scale, constant_features
 from .._utils.validation import input_errors_as_data_errors
 from ..base import BaseDetector
 from ..errors import DataError, ModelFileError
@@ -148,6 +148,11 @@ class TorchDetector(BaseDetector):
     ``_check_images_allowed`` (refuse images).
     """
 
+    #: Features constant in training scale by ``constant_feature_scale`` (the auto-encoders:
+    #: a value the training rows never showed reconstructs badly, so it scores high); False
+    #: keeps scale 1, for a classifier, whose inputs must stay in the range it was trained on.
+    _scale_constant_features = True
+
     def _image_shape_for_table(self, n_features: int) -> tuple[int, ...] | None:
         return None
 
@@ -213,8 +218,11 @@ class TorchDetector(BaseDetector):
             self.input_scale_ = np.array([s if self.standardize and s > 0 else 1.0])
         elif self.standardize:
             self.input_shift_ = mean
-            constant = std <= 1e-12 * np.maximum(1, np.abs(mean))
-            self.input_scale_ = np.where(constant, constant_feature_scale(mean), std)
+            constant = constant_features(mean, std)
+            scale = np.where(constant, 1.0, std)
+            if self._scale_constant_features:
+                scale = np.where(constant, constant_feature_scale(mean), scale)
+            self.input_scale_ = scale
         else:
             self.input_shift_ = np.zeros(len(mean))
             self.input_scale_ = np.ones(len(mean))

@@ -19,7 +19,7 @@ from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
-from .._utils.scaling import constant_feature_scale
+from .._utils.scaling import constant_feature_scale, constant_features
 from .._utils.validation import check_fraction, check_int, check_option
 from ..base import BaseDetector
 from ..errors import AnomaliaError, DataError
@@ -353,20 +353,33 @@ class _ScaledSample(BaseDetector):
     scale: bool
     random_state: int | None
 
-    def _fit_rows(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _fit_rows(
+        self, X: NDArray[np.float64], still_constant: NDArray[np.bool_] | None = None
+    ) -> NDArray[np.float64]:
         """The training rows to fit on: subsampled, then standardised (sets ``scaler_``).
 
-        A feature constant in every training row gets :func:`constant_feature_scale`
-        (a value it never took is far), not scikit-learn's scale 1."""
-        constant = np.ptp(X, axis=0) == 0
+        A feature constant in every training row gets :func:`constant_feature_scale` (a
+        value it never took is far), not scikit-learn's scale 1; on a refit from a running
+        sample, only where ``still_constant`` says every row seen held that value."""
+        constant = constant_features(X.mean(axis=0), X.std(axis=0))
+        if still_constant is not None:
+            constant &= still_constant
         if self.max_samples is not None and X.shape[0] > self.max_samples:
             rng = np.random.default_rng(self.random_state)
             X = X[np.sort(rng.choice(X.shape[0], self.max_samples, replace=False))]
         self.scaler_ = StandardScaler().fit(X) if self.scale else None
         if self.scaler_ is not None and constant.any():
-            scale = self.scaler_.scale_
-            self.scaler_.scale_ = np.where(constant, constant_feature_scale(X[0]), scale)
+            s = self.scaler_
+            s.scale_ = np.where(constant, constant_feature_scale(s.mean_), s.scale_)
         return self._scaled(X)
+
+    def _still_constant(self, X: NDArray[np.float64]) -> NDArray[np.bool_] | None:
+        """Features scaled as constant so far whose value the new rows ``X`` hold too."""
+        if getattr(self, "scaler_", None) is None:
+            return None
+        s = self.scaler_
+        held = np.abs(X - s.mean_).max(axis=0) <= 1e-12 * np.maximum(1.0, np.abs(s.mean_))
+        return (s.scale_ == constant_feature_scale(s.mean_)) & held
 
     def _scaled(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
         if self.scaler_ is None:
@@ -663,8 +676,18 @@ class KNNDetector(ReservoirMixin, _ScaledSample):
         self._fit_model(X)
         self._start_reservoir(X)
 
-    def _fit_model(self, X: NDArray[np.float64]) -> None:
-        Z = self._fit_rows(X)
+    def _partial_fit(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        # a refit on the running sample, which may have dropped a rare value: a feature keeps
+        # the constant-feature scale only while every row seen holds its value
+        still = self._still_constant(X)
+        self._grow_reservoir(X)
+        self._fit_model(self.reservoir_, still)
+        return self.reservoir_
+
+    def _fit_model(
+        self, X: NDArray[np.float64], still_constant: NDArray[np.bool_] | None = None
+    ) -> None:
+        Z = self._fit_rows(X, still_constant)
         if self.duplicates == "ignore":
             Z = np.unique(Z, axis=0)
             if len(Z) < 2:

@@ -226,6 +226,8 @@ class ConfidenceDetector(TorchDetector):
     array([0., 1.])
     """
 
+    _scale_constant_features = False  # a classifier: inputs stay in its training range
+
     name = "confidence"
 
     def __init__(
