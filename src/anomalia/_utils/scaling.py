@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-#: A feature constant in training is standardised by this share of its value (at least of
-#: 1, at most 1 in all): a row that differs there by 1 from a constant 0 is 1,000 units away.
+#: A feature constant in training is standardised by this share of its value (of at least
+#: 1; the scale is at most 1): a row that differs by 1 from a constant 0 is 1,000 units away.
 UNSEEN_SCALE = 1e-3
 
 
