@@ -361,15 +361,18 @@ class _ScaledSample(BaseDetector):
         A feature constant in every training row gets :func:`constant_feature_scale` (a
         value it never took is far), not scikit-learn's scale 1; on a refit from a running
         sample, only where ``still_constant`` says every row seen held that value."""
-        constant = constant_features(X.mean(axis=0), X.std(axis=0))
-        if still_constant is not None:
-            constant &= still_constant
+        rows = X
         if self.max_samples is not None and X.shape[0] > self.max_samples:
             rng = np.random.default_rng(self.random_state)
             X = X[np.sort(rng.choice(X.shape[0], self.max_samples, replace=False))]
         self.scaler_ = StandardScaler().fit(X) if self.scale else None
-        if self.scaler_ is not None and constant.any():
+        if self.scaler_ is not None:
             s = self.scaler_
+            # constant in every training row: the scaler's own statistics unless subsampled
+            mean, std = (s.mean_, np.sqrt(s.var_)) if X is rows else (rows.mean(0), rows.std(0))
+            constant = constant_features(mean, std)
+            if still_constant is not None:
+                constant &= still_constant
             s.scale_ = np.where(constant, constant_feature_scale(s.mean_), s.scale_)
         return self._scaled(X)
 
@@ -378,7 +381,7 @@ class _ScaledSample(BaseDetector):
         if getattr(self, "scaler_", None) is None:
             return None
         s = self.scaler_
-        held = np.abs(X - s.mean_).max(axis=0) <= 1e-12 * np.maximum(1.0, np.abs(s.mean_))
+        held = constant_features(s.mean_, np.abs(X - s.mean_).max(axis=0))  # the same rule
         return (s.scale_ == constant_feature_scale(s.mean_)) & held
 
     def _scaled(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
